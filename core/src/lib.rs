@@ -17,10 +17,26 @@
 //!   dead letters are routed after the queue's lock is released.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod auth;
+pub mod broker;
 pub mod confirm;
+pub mod dead_letter;
+pub mod declare;
+pub mod errors;
+pub mod exchange;
+pub mod groups;
 pub mod memory;
 pub mod message;
 pub mod metrics;
 pub mod names;
 pub mod outbox;
+pub mod queue;
+pub mod routing;
+mod services;
+pub mod session;
 pub mod storage;
+pub mod vhost;
+
+pub use broker::{Broker, BrokerConfig};
+pub use session::{Connection, ConsumeRequest, Session};
+pub use vhost::Vhost;

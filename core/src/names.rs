@@ -89,6 +89,16 @@ impl VhostName {
     }
 }
 
+impl QueueName {
+    /// A fresh server-generated name, `amq.gen-` and 22 random letters and digits, as RabbitMQ
+    /// makes them.
+    pub fn generated() -> Self {
+        use rand::distributions::{Alphanumeric, DistString};
+        let suffix = Alphanumeric.sample_string(&mut rand::thread_rng(), 22);
+        Self(Arc::from(format!("amq.gen-{suffix}")))
+    }
+}
+
 impl ExchangeName {
     /// The default exchange `""`, which routes to the queue named by the routing key.
     pub fn default_exchange() -> Self {

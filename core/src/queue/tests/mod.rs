@@ -1,0 +1,1 @@
+//! Queue behaviour tests.
