@@ -46,10 +46,7 @@ pub fn dead_letter_copy(
     });
     let entry = match existing.map(|index| deaths.remove(index)) {
         Some(FieldValue::Table(mut table)) => {
-            let count = table
-                .get("count")
-                .and_then(FieldValue::as_i64)
-                .unwrap_or(0);
+            let count = table.get("count").and_then(FieldValue::as_i64).unwrap_or(0);
             table.insert("count", FieldValue::I64(count + 1));
             table.insert("time", FieldValue::Timestamp(now));
             table
@@ -75,7 +72,8 @@ pub fn dead_letter_copy(
     copy.headers.insert(X_DEATH, FieldValue::Array(deaths));
     copy.headers
         .push_if_absent("x-first-death-reason", reason.as_str());
-    copy.headers.push_if_absent("x-first-death-queue", queue.as_str());
+    copy.headers
+        .push_if_absent("x-first-death-queue", queue.as_str());
     copy.headers
         .push_if_absent("x-first-death-exchange", original.exchange.as_str());
     copy.headers.insert("x-last-death-reason", reason.as_str());
@@ -116,7 +114,10 @@ mod tests {
     use super::*;
 
     fn names() -> (QueueName, ExchangeName) {
-        (QueueName::new("work").unwrap(), ExchangeName::new("dlx").unwrap())
+        (
+            QueueName::new("work").unwrap(),
+            ExchangeName::new("dlx").unwrap(),
+        )
     }
 
     fn death(message: &Message, index: usize) -> Headers {
@@ -137,15 +138,26 @@ mod tests {
         let copy = dead_letter_copy(&original, &queue, DeathReason::Expired, &dlx, Some("dead"));
         let entry = death(&copy, 0);
         assert_eq!(entry.get("count"), Some(&FieldValue::I64(1)));
-        assert_eq!(entry.get("reason").and_then(FieldValue::as_str), Some("expired"));
-        assert_eq!(entry.get("queue").and_then(FieldValue::as_str), Some("work"));
-        assert_eq!(entry.get("exchange").and_then(FieldValue::as_str), Some("orders"));
+        assert_eq!(
+            entry.get("reason").and_then(FieldValue::as_str),
+            Some("expired")
+        );
+        assert_eq!(
+            entry.get("queue").and_then(FieldValue::as_str),
+            Some("work")
+        );
+        assert_eq!(
+            entry.get("exchange").and_then(FieldValue::as_str),
+            Some("orders")
+        );
         assert_eq!(
             entry.get("routing-keys"),
             Some(&FieldValue::Array(vec![FieldValue::Str("new".into())]))
         );
         assert_eq!(
-            entry.get("original-expiration").and_then(FieldValue::as_str),
+            entry
+                .get("original-expiration")
+                .and_then(FieldValue::as_str),
             Some("500")
         );
         assert_eq!(copy.properties.expiration_ms, None);
@@ -153,7 +165,9 @@ mod tests {
         assert_eq!(copy.exchange, dlx);
         assert_eq!(copy.body, original.body, "body shared, not changed");
         assert_eq!(
-            copy.headers.get("x-first-death-reason").and_then(FieldValue::as_str),
+            copy.headers
+                .get("x-first-death-reason")
+                .and_then(FieldValue::as_str),
             Some("expired")
         );
     }
@@ -166,15 +180,27 @@ mod tests {
         let once = dead_letter_copy(&original, &queue, DeathReason::Rejected, &dlx, None);
         let twice = dead_letter_copy(&once, &other, DeathReason::Expired, &dlx, None);
         let thrice = dead_letter_copy(&twice, &queue, DeathReason::Rejected, &dlx, None);
-        assert_eq!(death(&thrice, 0).get("queue").and_then(FieldValue::as_str), Some("work"));
-        assert_eq!(death(&thrice, 0).get("count"), Some(&FieldValue::I64(2)));
-        assert_eq!(death(&thrice, 1).get("queue").and_then(FieldValue::as_str), Some("other"));
         assert_eq!(
-            thrice.headers.get("x-first-death-queue").and_then(FieldValue::as_str),
+            death(&thrice, 0).get("queue").and_then(FieldValue::as_str),
+            Some("work")
+        );
+        assert_eq!(death(&thrice, 0).get("count"), Some(&FieldValue::I64(2)));
+        assert_eq!(
+            death(&thrice, 1).get("queue").and_then(FieldValue::as_str),
+            Some("other")
+        );
+        assert_eq!(
+            thrice
+                .headers
+                .get("x-first-death-queue")
+                .and_then(FieldValue::as_str),
             Some("work")
         );
         assert_eq!(
-            thrice.headers.get("x-last-death-reason").and_then(FieldValue::as_str),
+            thrice
+                .headers
+                .get("x-last-death-reason")
+                .and_then(FieldValue::as_str),
             Some("rejected")
         );
     }

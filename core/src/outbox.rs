@@ -243,13 +243,15 @@ impl Outbox {
         }
     }
 
-    /// Registers a queue that parked a consumer of this session on a full window. If the window
-    /// drained meanwhile, the queue is woken at once so no wake-up is missed.
-    pub fn park(&self, waiter: Weak<dyn WindowWaiter>) {
+    /// Registers a queue that parked a consumer of this session because `needed` bytes did not
+    /// fit. Returns false if they would fit now (the session drained between the failed
+    /// reservation and this call): the caller should dispatch again itself. Never calls the
+    /// waiter back on this thread; the registration stands either way, and a later wake-up of a
+    /// queue with nothing to do is harmless.
+    pub fn park(&self, waiter: Weak<dyn WindowWaiter>, needed: usize) -> bool {
         self.parked.lock().push(waiter);
-        if self.in_transit.load(Ordering::Acquire) <= self.window / 2 {
-            self.wake_parked();
-        }
+        let in_transit = self.in_transit.load(Ordering::Acquire);
+        !(in_transit == 0 || in_transit.saturating_add(needed) <= self.window)
     }
 
     /// Bytes currently in transit to the session.
@@ -415,11 +417,15 @@ mod tests {
         assert!(!outbox.try_reserve(60), "window of 100 is full");
         let counter = Arc::new(Counter(AtomicUsize::new(0)));
         let waiter: Arc<dyn WindowWaiter> = counter.clone();
-        outbox.park(Arc::downgrade(&waiter));
+        assert!(outbox.park(Arc::downgrade(&waiter), 60), "still full");
         assert_eq!(counter.0.load(Ordering::SeqCst), 0);
         assert!(receiver.try_recv().is_some());
         assert_eq!(outbox.in_transit(), 0);
-        assert_eq!(counter.0.load(Ordering::SeqCst), 1, "drain woke the parked queue");
+        assert_eq!(
+            counter.0.load(Ordering::SeqCst),
+            1,
+            "drain woke the parked queue"
+        );
     }
 
     #[test]

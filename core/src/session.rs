@@ -336,9 +336,7 @@ impl Session {
             .take_unacked(tag, multiple)
             .ok_or(UnknownDeliveryTag { tag: tag.0 })?;
         for (_, unacked) in settled {
-            unacked
-                .queue
-                .settle_nack(self.id(), unacked.entry, requeue);
+            unacked.queue.settle_nack(self.id(), unacked.entry, requeue);
         }
         Ok(())
     }

@@ -129,7 +129,10 @@ impl Vhost {
 
     /// Every exchange (not the default one).
     pub fn exchanges(&self) -> Vec<Arc<Exchange>> {
-        self.exchanges.iter().map(|e| Arc::clone(e.value())).collect()
+        self.exchanges
+            .iter()
+            .map(|e| Arc::clone(e.value()))
+            .collect()
     }
 
     /// The queue, if `accessor` may use it (`None` is the system: config and tests).
@@ -253,9 +256,9 @@ impl Vhost {
                 vhost: self.name.clone(),
             });
         }
-        let removed = self
-            .exchanges
-            .remove_if(name, |_, exchange| !if_unused || exchange.binding_count() == 0);
+        let removed = self.exchanges.remove_if(name, |_, exchange| {
+            !if_unused || exchange.binding_count() == 0
+        });
         match removed {
             Some(_) => {
                 self.remove_bindings_to(&Destination::Exchange(name.clone()));
@@ -340,15 +343,14 @@ impl Vhost {
         owner: Option<ConnectionId>,
     ) -> Result<(), DeclareQueueError> {
         let config = queue.config();
-        let differs = |field: &str, received: String, current: String| {
-            DeclareQueueError::Inequivalent {
+        let differs =
+            |field: &str, received: String, current: String| DeclareQueueError::Inequivalent {
                 queue: queue.name().clone(),
                 vhost: self.name.clone(),
                 field: field.to_owned(),
                 received,
                 current,
-            }
-        };
+            };
         let exclusive_now = config.exclusive_owner.is_some();
         let exclusive_asked = declaration.exclusive && owner.is_some();
         for (field, received, current) in [
@@ -357,7 +359,11 @@ impl Vhost {
             ("auto_delete", declaration.auto_delete, config.auto_delete),
         ] {
             if received != current {
-                return Err(differs(field, format!("'{received}'"), format!("'{current}'")));
+                return Err(differs(
+                    field,
+                    format!("'{received}'"),
+                    format!("'{current}'"),
+                ));
             }
         }
         // RabbitMQ compares the arguments it understands; unknown ones are ignored both ways.
@@ -467,10 +473,11 @@ impl Vhost {
         if name.is_default() {
             return Err(BindError::DefaultExchange);
         }
-        self.exchange(name).ok_or_else(|| BindError::SourceNotFound {
-            exchange: name.clone(),
-            vhost: self.name.clone(),
-        })
+        self.exchange(name)
+            .ok_or_else(|| BindError::SourceNotFound {
+                exchange: name.clone(),
+                vhost: self.name.clone(),
+            })
     }
 
     fn binding_target(
@@ -742,8 +749,8 @@ fn declared(queue: &Queue) -> QueueDeclared {
     let stats = queue.stats();
     QueueDeclared {
         name: queue.name().clone(),
-        messages: u32::try_from(stats.ready).unwrap_or(u32::MAX),
-        consumers: u32::try_from(stats.consumers).unwrap_or(u32::MAX),
+        messages: stats.ready,
+        consumers: stats.consumers,
     }
 }
 

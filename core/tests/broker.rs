@@ -146,7 +146,10 @@ fn redeclare_with_other_properties_is_inequivalent() {
             ..QueueDeclaration::named(q("limited"))
         })
         .unwrap_err();
-    assert!(err.to_string().contains("inequivalent arg 'x-max-length'"), "{err}");
+    assert!(
+        err.to_string().contains("inequivalent arg 'x-max-length'"),
+        "{err}"
+    );
     let mut same_value_other_width = Headers::new();
     same_value_other_width.insert("x-max-length", FieldValue::I32(10));
     s.declare_queue(QueueDeclaration {
@@ -189,7 +192,9 @@ fn exclusive_queue_is_locked_to_its_connection_and_dies_with_it() {
     })
     .unwrap();
     let err = s2.consume(ConsumeRequest::auto(q("mine"))).unwrap_err();
-    assert!(err.to_string().contains("exclusive access to locked queue 'mine'"));
+    assert!(err
+        .to_string()
+        .contains("exclusive access to locked queue 'mine'"));
     assert!(matches!(
         s2.purge_queue(&q("mine")),
         Err(QueueAccessError::Locked { .. })
@@ -280,12 +285,19 @@ fn unroutable_and_missing_exchange() {
     let broker = broker();
     let (_c, mut s, mut events) = session(&broker);
     let routed = s
-        .publish(Message::new(x("amq.direct"), "nobody", "m"), true, Some(PublishId(1)))
+        .publish(
+            Message::new(x("amq.direct"), "nobody", "m"),
+            true,
+            Some(PublishId(1)),
+        )
         .unwrap();
     assert_eq!(routed.queues, 0);
     assert!(matches!(
         events.try_recv(),
-        Some(Event::PublishSettled { id: PublishId(1), outcome: PublishOutcome::Confirmed })
+        Some(Event::PublishSettled {
+            id: PublishId(1),
+            outcome: PublishOutcome::Confirmed
+        })
     ));
     assert_eq!(Metrics::read(&broker.metrics().unroutable_returned), 1);
     publish(&mut s, "amq.direct", "nobody", "m");
@@ -347,9 +359,17 @@ fn nack_without_requeue_dead_letters_with_x_death() {
     let Some(FieldValue::Array(deaths)) = dead.message.headers.get("x-death") else {
         panic!("no x-death: {:?}", dead.message.headers);
     };
-    let FieldValue::Table(entry) = &deaths[0] else { panic!() };
-    assert_eq!(entry.get("reason").and_then(FieldValue::as_str), Some("rejected"));
-    assert_eq!(entry.get("queue").and_then(FieldValue::as_str), Some("work"));
+    let FieldValue::Table(entry) = &deaths[0] else {
+        panic!()
+    };
+    assert_eq!(
+        entry.get("reason").and_then(FieldValue::as_str),
+        Some("rejected")
+    );
+    assert_eq!(
+        entry.get("queue").and_then(FieldValue::as_str),
+        Some("work")
+    );
     assert_eq!(Metrics::read(&broker.metrics().dead_lettered), 1);
     assert!(s.ack(delivery.tag, false).is_err(), "already settled");
 }
@@ -404,7 +424,9 @@ fn closing_a_session_requeues_its_unacked_as_redelivered() {
     publish(&mut first, "", "jobs", "j1");
     let got = next_delivery(&mut first_events).unwrap();
     assert!(!got.redelivered);
-    second.consume(ConsumeRequest::manual(q("jobs"), 1)).unwrap();
+    second
+        .consume(ConsumeRequest::manual(q("jobs"), 1))
+        .unwrap();
     assert!(next_delivery(&mut second_events).is_none());
     first.close();
     let again = next_delivery(&mut second_events).unwrap();
@@ -483,12 +505,19 @@ fn transit_window_bounds_a_session_that_does_not_read() {
     declare(&mut s, "firehose", Headers::new());
     s.consume(ConsumeRequest::auto(q("firehose"))).unwrap();
     for _ in 0..1000 {
-        s.publish(Message::new(x(""), "firehose", vec![1u8; 1000]), false, None)
-            .unwrap();
+        s.publish(
+            Message::new(x(""), "firehose", vec![1u8; 1000]),
+            false,
+            None,
+        )
+        .unwrap();
     }
     let vhost = broker.vhost(&VhostName::default_vhost()).unwrap();
     let stats = vhost.queue(&q("firehose")).unwrap().stats();
-    assert!(stats.ready > 900, "most wait in the queue, not the outbox: {stats:?}");
+    assert!(
+        stats.ready > 900,
+        "most wait in the queue, not the outbox: {stats:?}"
+    );
     let mut received = 0;
     while let Some(event) = events.try_recv() {
         if matches!(event, Event::Delivery(_)) {
@@ -538,7 +567,11 @@ fn clustering_and_broadcast_groups() {
             .filter(|e| matches!(e, Event::Delivery(d) if d.queue != ma.queue))
             .count()
     };
-    assert_eq!(shared(&a_all) + shared(&b_all), 10, "each message once across the cluster");
+    assert_eq!(
+        shared(&a_all) + shared(&b_all),
+        10,
+        "each message once across the cluster"
+    );
     assert_eq!(own(&a_all), 10, "broadcast: every message to a");
     assert_eq!(own(&b_all), 10, "broadcast: every message to b");
 }

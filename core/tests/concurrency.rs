@@ -164,7 +164,11 @@ async fn confirmed_messages_reach_groups_exactly_once() {
                 *cluster_counts.entry(body).or_default() += 1;
             }
         }
-        assert_eq!(cluster_counts.len(), TOTAL, "every message processed by the cluster");
+        assert_eq!(
+            cluster_counts.len(),
+            TOTAL,
+            "every message processed by the cluster"
+        );
         assert!(
             cluster_counts.values().all(|&n| n == 1),
             "no message processed twice by the cluster"

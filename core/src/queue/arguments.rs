@@ -171,8 +171,7 @@ impl QueueArguments {
             max_length_bytes: unsigned(arguments, MAX_LENGTH_BYTES)?,
             overflow,
             dead_letter_exchange,
-            dead_letter_routing_key: string(arguments, DEAD_LETTER_ROUTING_KEY)?
-                .map(str::to_owned),
+            dead_letter_routing_key: string(arguments, DEAD_LETTER_ROUTING_KEY)?.map(str::to_owned),
             max_priority,
             single_active_consumer: boolean(arguments, SINGLE_ACTIVE_CONSUMER)?.unwrap_or(false),
         })
@@ -261,7 +260,11 @@ fn string<'a>(
 ) -> Result<Option<&'a str>, ArgumentError> {
     arguments
         .get(argument)
-        .map(|value| value.as_str().ok_or_else(|| wrong_type(argument, "string", value)))
+        .map(|value| {
+            value
+                .as_str()
+                .ok_or_else(|| wrong_type(argument, "string", value))
+        })
         .transpose()
 }
 
@@ -335,7 +338,11 @@ mod tests {
         assert!(parse(&[(MESSAGE_TTL, FieldValue::I64(0))]).is_ok());
         assert!(matches!(
             parse(&[(EXPIRES, FieldValue::I64(0))]),
-            Err(ArgumentError::OutOfRange { argument: EXPIRES, value: 0, .. })
+            Err(ArgumentError::OutOfRange {
+                argument: EXPIRES,
+                value: 0,
+                ..
+            })
         ));
         assert!(parse(&[(MAX_PRIORITY, FieldValue::I64(0))]).is_err());
         assert!(parse(&[(MAX_PRIORITY, FieldValue::I64(256))]).is_err());

@@ -117,8 +117,7 @@ impl Consumers {
 
     fn add(&mut self, spec: ConsumerSpec, queue: &QueueName) -> Result<(), ConsumeError> {
         let session = spec.outbox.session();
-        if self.list.iter().any(|c| c.spec.exclusive) || (spec.exclusive && !self.list.is_empty())
-        {
+        if self.list.iter().any(|c| c.spec.exclusive) || (spec.exclusive && !self.list.is_empty()) {
             return Err(ConsumeError::ExclusiveUse {
                 queue: queue.clone(),
             });

@@ -5,15 +5,12 @@
 //! ready or no consumer may take the head.
 //!
 //! Parking: a consumer whose outbox refuses the reservation is marked parked and skipped; after
-//! the lock is released the queue registers with [`Outbox::park`], which calls
-//! [`WindowWaiter::window_opened`] when the session has drained. `park` may call back at once, on
-//! this very thread, when the window is already under half full; but a message larger than the
-//! free half still does not fit then, so parking again would wake again, without end. Such a
-//! re-entrant wake only unparks the consumers; the parking code dispatches once more and, if that
-//! parks again, leaves them unparked for the next dispatch (the next publish, ack, or the
-//! broker's periodic [`Queue::expire`] sweep) to retry.
+//! the lock is released the queue registers with [`crate::outbox::Outbox::park`], which later calls
+//! [`WindowWaiter::window_opened`] from the session's task when it has drained. `park` never calls
+//! back on the parking thread: if room appeared between the failed reservation and the
+//! registration, it says so and the queue dispatches again itself, a bounded number of times
+//! ([`PARK_RETRIES`]); past that the registration stands and the session's next drain wakes it.
 
-use std::cell::RefCell;
 use std::sync::{Arc, Weak};
 
 use crate::metrics::Metrics;
@@ -24,34 +21,8 @@ use super::death::DeathReason;
 use super::store::Entry;
 use super::{Deferred, Outstanding, Queue, QueueState};
 
-/// How many times the queue dispatches again after `park` woke it re-entrantly.
-const PARK_RETRIES: u8 = 1;
-
-thread_local! {
-    /// The (queue, session) parks in progress on this thread, and whether each was woken.
-    static PARKING: RefCell<Vec<ParkFrame>> = const { RefCell::new(Vec::new()) };
-}
-
-struct ParkFrame {
-    queue: usize,
-    session: SessionId,
-    woken: bool,
-}
-
-/// Pops this thread's park frame even if `park` unwinds.
-struct ParkGuard;
-
-impl Drop for ParkGuard {
-    fn drop(&mut self) {
-        PARKING.with(|frames| {
-            frames.borrow_mut().pop();
-        });
-    }
-}
-
-fn queue_identity(queue: &Queue) -> usize {
-    std::ptr::from_ref(queue) as usize
-}
+/// How many times the queue dispatches again when room appeared while it was parking.
+const PARK_RETRIES: u8 = 4;
 
 impl Queue {
     /// Hands out ready messages while some consumer can take the head.
@@ -102,8 +73,8 @@ impl Queue {
             consumer.parked = true;
             Metrics::bump(&self.env.metrics.consumer_parked);
             let outbox = &consumer.spec.outbox;
-            if !deferred.park.iter().any(|o| Arc::ptr_eq(o, outbox)) {
-                deferred.park.push(Arc::clone(outbox));
+            if !deferred.park.iter().any(|(o, _)| Arc::ptr_eq(o, outbox)) {
+                deferred.park.push((Arc::clone(outbox), weight));
             }
         }
     }
@@ -173,51 +144,25 @@ impl Queue {
             self.env.dead_letters.dead_letter(&self.config, letters);
         }
         let waiter: Weak<dyn WindowWaiter> = self.me.clone();
-        for outbox in park {
-            let session = outbox.session();
-            PARKING.with(|frames| {
-                frames.borrow_mut().push(ParkFrame {
-                    queue: queue_identity(self),
-                    session,
-                    woken: false,
-                });
-            });
-            let guard = ParkGuard;
-            outbox.park(waiter.clone());
-            let woken = PARKING.with(|frames| frames.borrow().last().is_some_and(|f| f.woken));
-            drop(guard);
-            if woken && retries > 0 {
-                let mut again = Deferred::default();
-                {
-                    let mut state = self.state.lock();
-                    self.dispatch(&mut state, &mut again);
-                }
-                self.finish_with(again, retries - 1);
+        for (outbox, needed) in park {
+            if outbox.park(waiter.clone(), needed) || retries == 0 {
+                continue;
             }
+            // Room appeared meanwhile: unpark and try again rather than wait for a wake-up
+            // that may never come (the session may have nothing left in transit).
+            let mut again = Deferred::default();
+            {
+                let mut state = self.state.lock();
+                state.consumers.unpark(outbox.session());
+                self.dispatch(&mut state, &mut again);
+            }
+            self.finish_with(again, retries - 1);
         }
-    }
-
-    /// True (and the park frame marked) if this wake comes from this thread's own `park` call.
-    fn woken_while_parking(&self, session: SessionId) -> bool {
-        let queue = queue_identity(self);
-        PARKING.with(|frames| {
-            frames
-                .borrow_mut()
-                .iter_mut()
-                .rev()
-                .find(|f| f.queue == queue && f.session == session)
-                .map(|frame| frame.woken = true)
-                .is_some()
-        })
     }
 }
 
 impl WindowWaiter for Queue {
     fn window_opened(&self, session: SessionId) {
-        if self.woken_while_parking(session) {
-            self.state.lock().consumers.unpark(session);
-            return;
-        }
         let mut deferred = Deferred::default();
         {
             let mut state = self.state.lock();

@@ -122,7 +122,10 @@ impl Queue {
         state.next_entry += 1;
         let ttl = match (
             self.config.arguments.message_ttl,
-            message.properties.expiration_ms.map(std::time::Duration::from_millis),
+            message
+                .properties
+                .expiration_ms
+                .map(std::time::Duration::from_millis),
         ) {
             (Some(queue), Some(own)) => Some(queue.min(own)),
             (queue, own) => queue.or(own),

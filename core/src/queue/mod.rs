@@ -182,7 +182,8 @@ impl QueueState {
 #[derive(Default)]
 struct Deferred {
     letters: Vec<DeadLetter>,
-    park: Vec<Arc<Outbox>>,
+    /// Outboxes whose window refused a reservation, with the bytes that did not fit.
+    park: Vec<(Arc<Outbox>, usize)>,
 }
 
 impl Queue {

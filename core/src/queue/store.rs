@@ -165,7 +165,11 @@ mod tests {
     use std::time::Duration;
 
     fn entry(id: u64, level: u8, body: &str, expires_at: Option<Instant>) -> Entry {
-        let message = Arc::new(Message::new(ExchangeName::default_exchange(), "k", body.to_owned()));
+        let message = Arc::new(Message::new(
+            ExchangeName::default_exchange(),
+            "k",
+            body.to_owned(),
+        ));
         Entry {
             id: EntryId(id),
             weight: message.weight(),
