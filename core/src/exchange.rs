@@ -163,10 +163,15 @@ impl Exchange {
             }
         };
         let headers = match self.kind {
-            ExchangeKind::Headers => Some(
-                HeadersBinding::parse(arguments)
-                    .map_err(|e| BindingArgumentError::Headers(e.to_string()))?,
-            ),
+            ExchangeKind::Headers => {
+                // The tag filter is ours, not a header condition, even under `all-with-x`.
+                let mut conditions = arguments.clone();
+                conditions.remove(TAG_FILTER_ARGUMENT);
+                Some(
+                    HeadersBinding::parse(&conditions)
+                        .map_err(|e| BindingArgumentError::Headers(e.to_string()))?,
+                )
+            }
             _ => None,
         };
         let mut table = self.table.write();
@@ -412,6 +417,20 @@ mod tests {
         assert_eq!(routed(&x, &m).len(), 2);
         m.headers.insert(crate::message::TAGS_HEADER, "TagC");
         assert_eq!(routed(&x, &m), vec![queue("all")]);
+    }
+
+    #[test]
+    fn tag_filter_is_not_a_header_condition_under_all_with_x() {
+        let x = exchange(ExchangeKind::Headers);
+        let mut args = Headers::new();
+        args.insert("x-match", "all-with-x");
+        args.insert("kind", "alert");
+        args.insert(TAG_FILTER_ARGUMENT, "Urgent");
+        x.bind(queue("q"), "", &args).unwrap();
+        let mut m = message("");
+        m.headers.insert("kind", "alert");
+        m.headers.insert(crate::message::TAGS_HEADER, "Urgent");
+        assert_eq!(routed(&x, &m), vec![queue("q")]);
     }
 
     #[test]

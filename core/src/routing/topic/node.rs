@@ -163,7 +163,8 @@ impl<T: Eq + Hash> Node<T> {
             if !node.values.contains(value) {
                 return false;
             }
-            if node.values.len() > 1 || !node.is_leaf() {
+            // The root (empty path) is never pruned, so its values are simply removed.
+            if path.is_empty() || node.values.len() > 1 || !node.is_leaf() {
                 None
             } else {
                 // `nodes[depth]` is the node reached by `path[..depth]`; the root (depth 0) is
@@ -194,14 +195,21 @@ impl<T: Eq + Hash> Node<T> {
                 node.values.remove(value)
             }
             Some(depth) => {
-                for &segment in &path[..depth - 1] {
+                // `depth` >= 1 because the root is never cut (see above).
+                let Some(parent_depth) = depth.checked_sub(1) else {
+                    return false;
+                };
+                let Some(&cut_segment) = path.get(parent_depth) else {
+                    return false;
+                };
+                for &segment in &path[..parent_depth] {
                     match node.child_mut(segment) {
                         Some(child) => node = child,
                         None => return false,
                     }
                 }
                 // Dropping the detached chain also drops the binding's value.
-                node.remove_child(path[depth - 1]);
+                node.remove_child(cut_segment);
                 true
             }
         }
@@ -380,6 +388,18 @@ mod tests {
         assert!(root.remove("a.b", &2));
         assert_eq!(node_count(&root), 1);
         assert!(root.is_leaf());
+    }
+
+    #[test]
+    fn removing_the_empty_pattern_keeps_the_root() {
+        let mut root = Node::default();
+        assert!(root.insert("", 1));
+        assert!(root.remove("", &1));
+        assert!(root.values.is_empty());
+        assert!(root.insert("", 2));
+        assert!(root.insert("a", 3));
+        assert!(root.remove("", &2));
+        assert_eq!(node_count(&root), 2);
     }
 
     #[test]
