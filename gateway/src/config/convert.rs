@@ -1,0 +1,420 @@
+//! Validation and conversion: raw structs into [`Settings`], each error at its key path.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mqgate_core::auth::{PermissionSpec, User, UserSpec, Users};
+use mqgate_core::declare::{BindingDeclaration, ExchangeDeclaration};
+use mqgate_core::message::{FieldValue, Headers};
+use mqgate_core::names::{ExchangeName, QueueName, UserName, VhostName};
+
+use super::raw::{
+    RawArgument, RawBinding, RawConfig, RawExchange, RawListeners, RawQueue, RawTls, RawUser,
+};
+use super::ConfigError;
+use crate::definitions::{
+    parse_exchange_kind, BindingDefinition, Definitions, DestinationKind, ExchangeDefinition,
+    QueueDefinition,
+};
+use crate::protocols::{not_landed_reason, Protocol};
+use crate::settings::{
+    Limits, ListenerSpec, Settings, Transport, DEFAULT_DRAIN_TIMEOUT, DEFAULT_LOG_FILTER,
+};
+use crate::tls::{self, TlsFiles};
+
+type Result<T> = std::result::Result<T, ConfigError>;
+
+/// Builds the settings; relative TLS paths are taken from `base_dir` (the config file's folder).
+pub(super) fn settings(raw: RawConfig, base_dir: &Path) -> Result<Settings> {
+    let log_filter = log_filter(raw.log.and_then(|log| log.level))?;
+    let limits = limits(raw.limits.unwrap_or_default())?;
+    let drain_timeout = raw
+        .shutdown
+        .and_then(|shutdown| shutdown.drain_timeout_ms)
+        .map_or(DEFAULT_DRAIN_TIMEOUT, Duration::from_millis);
+    let tls = raw.tls.map(|tls| tls_config(tls, base_dir)).transpose()?;
+    let listeners = listeners(raw.listeners.unwrap_or_default(), tls.is_some())?;
+    let vhosts = vhosts(raw.vhosts)?;
+    let users = users(raw.users.unwrap_or_default(), &vhosts)?;
+    let anonymous = anonymous(raw.auth.and_then(|auth| auth.anonymous), &users)?;
+    let definitions = Definitions {
+        exchanges: enumerate("exchanges", raw.exchanges, |key, raw| {
+            exchange(key, raw, &vhosts)
+        })?,
+        queues: enumerate("queues", raw.queues, |key, raw| queue(key, raw, &vhosts))?,
+        bindings: enumerate("bindings", raw.bindings, |key, raw| {
+            binding(key, raw, &vhosts)
+        })?,
+        vhosts,
+    };
+    Ok(Settings {
+        log_filter,
+        limits,
+        drain_timeout,
+        tls,
+        listeners,
+        users: Arc::new(users),
+        anonymous,
+        definitions,
+    })
+}
+
+fn log_filter(level: Option<String>) -> Result<String> {
+    let level = level.unwrap_or_else(|| DEFAULT_LOG_FILTER.to_owned());
+    tracing_subscriber::EnvFilter::try_new(&level).map_err(|e| {
+        ConfigError::new(
+            "log.level",
+            format!("'{level}' is not a log filter ({e}); e.g. info, debug, mqgate=debug,info"),
+        )
+    })?;
+    Ok(level)
+}
+
+/// A size or count: at least `min`, and fitting this machine's `usize`.
+fn amount(key: &str, value: Option<u64>, default: usize, min: u64) -> Result<usize> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    if value < min {
+        return Err(ConfigError::new(
+            key,
+            format!("must be at least {min}, not {value}"),
+        ));
+    }
+    usize::try_from(value)
+        .map_err(|_| ConfigError::new(key, format!("{value} is too large for this machine")))
+}
+
+/// A duration in milliseconds, at least 1.
+fn millis(key: &str, value: Option<u64>, default: Duration) -> Result<Duration> {
+    match value {
+        None => Ok(default),
+        Some(0) => Err(ConfigError::new(key, "must be at least 1 (milliseconds)")),
+        Some(ms) => Ok(Duration::from_millis(ms)),
+    }
+}
+
+fn limits(raw: super::raw::RawLimits) -> Result<Limits> {
+    let defaults = Limits::default();
+    let max_connections = amount(
+        "limits.max_connections",
+        raw.max_connections,
+        defaults.max_connections,
+        1,
+    )?;
+    if max_connections > tokio::sync::Semaphore::MAX_PERMITS {
+        return Err(ConfigError::new(
+            "limits.max_connections",
+            format!("must be at most {}", tokio::sync::Semaphore::MAX_PERMITS),
+        ));
+    }
+    let max_message_size = amount(
+        "limits.max_message_size",
+        raw.max_message_size,
+        defaults.max_message_size,
+        1,
+    )?;
+    let outbound_buffer_bytes = amount(
+        "limits.outbound_buffer_bytes",
+        raw.outbound_buffer_bytes,
+        defaults.outbound_buffer_bytes,
+        1,
+    )?;
+    if outbound_buffer_bytes < max_message_size {
+        return Err(ConfigError::new(
+            "limits.outbound_buffer_bytes",
+            format!(
+                "must be at least limits.max_message_size ({max_message_size}), so one message fits; not {outbound_buffer_bytes}"
+            ),
+        ));
+    }
+    Ok(Limits {
+        max_connections,
+        handshake_timeout: millis(
+            "limits.handshake_timeout_ms",
+            raw.handshake_timeout_ms,
+            defaults.handshake_timeout,
+        )?,
+        max_message_size,
+        memory_high_watermark: amount(
+            "limits.memory_high_watermark_bytes",
+            raw.memory_high_watermark_bytes,
+            defaults.memory_high_watermark,
+            1,
+        )?,
+        session_window_bytes: amount(
+            "limits.session_window_bytes",
+            raw.session_window_bytes,
+            defaults.session_window_bytes,
+            1,
+        )?,
+        outbound_buffer_bytes,
+        write_stall_timeout: millis(
+            "limits.write_stall_timeout_ms",
+            raw.write_stall_timeout_ms,
+            defaults.write_stall_timeout,
+        )?,
+    })
+}
+
+fn tls_config(raw: RawTls, base_dir: &Path) -> Result<Arc<rustls::ServerConfig>> {
+    let resolve = |path: String| -> PathBuf {
+        let path = PathBuf::from(path);
+        if path.is_absolute() {
+            path
+        } else {
+            base_dir.join(path)
+        }
+    };
+    let require_client_certificate = raw.require_client_certificate.unwrap_or(false);
+    if require_client_certificate && raw.client_ca.is_none() {
+        return Err(ConfigError::new(
+            "tls.require_client_certificate",
+            "needs tls.client_ca, the CA bundle client certificates are verified against",
+        ));
+    }
+    let files = TlsFiles {
+        certificate: resolve(raw.certificate),
+        private_key: resolve(raw.private_key),
+        client_ca: raw.client_ca.map(resolve),
+        require_client_certificate,
+    };
+    tls::server_config(&files)
+        .map_err(|e| ConfigError::new(format!("tls.{}", e.field().key()), e.to_string()))
+}
+
+fn listeners(raw: RawListeners, have_tls: bool) -> Result<Vec<ListenerSpec>> {
+    let mut specs = Vec::new();
+    let by_protocol = [
+        (Protocol::Mqtt, raw.mqtt),
+        (Protocol::Stomp, raw.stomp),
+        (Protocol::Amqp, raw.amqp),
+    ];
+    for (protocol, listener) in by_protocol {
+        let Some(listener) = listener else { continue };
+        let key = format!("listeners.{}", protocol.key());
+        for (transport, address) in [
+            (Transport::Plain, listener.plain),
+            (Transport::Tls, listener.tls),
+        ] {
+            let Some(address) = address else { continue };
+            let key = match transport {
+                Transport::Plain => format!("{key}.plain"),
+                Transport::Tls => format!("{key}.tls"),
+            };
+            let addr = address.parse::<SocketAddr>().map_err(|e| {
+                ConfigError::new(
+                    &key,
+                    format!("'{address}' is not a socket address ({e}); write IP:PORT, e.g. 0.0.0.0:1883 or [::]:1883"),
+                )
+            })?;
+            if transport == Transport::Tls && !have_tls {
+                return Err(ConfigError::new(
+                    key,
+                    "a TLS listener needs the tls section (certificate, private_key)",
+                ));
+            }
+            specs.push(ListenerSpec {
+                protocol,
+                transport,
+                addr,
+            });
+        }
+        // After the addresses, so that a file being prepared for an adapter is checked as far
+        // as it can be.
+        if let Some(reason) = not_landed_reason(protocol) {
+            return Err(ConfigError::new(key, reason));
+        }
+    }
+    Ok(specs)
+}
+
+fn vhost_name(key: &str, text: &str) -> Result<VhostName> {
+    if text.is_empty() {
+        return Err(ConfigError::new(key, "a vhost name cannot be empty"));
+    }
+    VhostName::new(text).map_err(|e| ConfigError::new(key, e.to_string()))
+}
+
+fn vhosts(raw: Option<Vec<super::raw::RawVhost>>) -> Result<Vec<VhostName>> {
+    let Some(raw) = raw else {
+        return Ok(vec![VhostName::default_vhost()]);
+    };
+    let mut vhosts: Vec<VhostName> = Vec::with_capacity(raw.len());
+    for (index, vhost) in raw.into_iter().enumerate() {
+        let key = format!("vhosts[{index}].name");
+        let name = vhost_name(&key, &vhost.name)?;
+        if vhosts.contains(&name) {
+            return Err(ConfigError::new(
+                key,
+                format!("vhost '{name}' is listed twice"),
+            ));
+        }
+        vhosts.push(name);
+    }
+    Ok(vhosts)
+}
+
+/// The vhost an entry names (default `/`), which must be in `vhosts`.
+fn declared_vhost(key: &str, name: Option<&str>, vhosts: &[VhostName]) -> Result<VhostName> {
+    let key = format!("{key}.vhost");
+    let name = vhost_name(&key, name.unwrap_or("/"))?;
+    if !vhosts.contains(&name) {
+        return Err(ConfigError::new(
+            key,
+            format!("vhost '{name}' is not declared in vhosts"),
+        ));
+    }
+    Ok(name)
+}
+
+fn users(raw: Vec<RawUser>, vhosts: &[VhostName]) -> Result<Users> {
+    let mut users = Vec::with_capacity(raw.len());
+    for (index, user) in raw.into_iter().enumerate() {
+        let key = format!("users[{index}]");
+        for (p, permission) in user.permissions.iter().enumerate() {
+            declared_vhost(
+                &format!("{key}.permissions[{p}]"),
+                Some(&permission.vhost),
+                vhosts,
+            )?;
+        }
+        let spec = UserSpec {
+            name: user.name,
+            password_hash: user.password_hash,
+            loopback_only: user.loopback_only,
+            tags: user.tags,
+            permissions: user
+                .permissions
+                .into_iter()
+                .map(|p| PermissionSpec {
+                    vhost: p.vhost,
+                    configure: p.configure,
+                    write: p.write,
+                    read: p.read,
+                })
+                .collect(),
+        };
+        let user = User::new(spec)
+            .map_err(|e| ConfigError::new(format!("{key}.{}", e.field()), e.to_string()))?;
+        users.push(user);
+    }
+    Users::new(users)
+        .map_err(|e| ConfigError::new(format!("users[{}].name", e.index), e.to_string()))
+}
+
+fn anonymous(raw: Option<super::raw::RawAnonymous>, users: &Users) -> Result<Option<UserName>> {
+    let Some(raw) = raw else { return Ok(None) };
+    if !raw.enabled.unwrap_or(true) {
+        return Ok(None);
+    }
+    let name = raw.user.unwrap_or_else(|| "guest".to_owned());
+    match users.get(&name) {
+        Some(user) => Ok(Some(user.name().clone())),
+        None => Err(ConfigError::new(
+            "auth.anonymous.user",
+            format!("no user '{name}' in users; anonymous clients act as this user"),
+        )),
+    }
+}
+
+/// Converts each entry of the optional list `list`, keyed `list[i]`.
+fn enumerate<R, T>(
+    list: &str,
+    raw: Option<Vec<R>>,
+    mut convert: impl FnMut(&str, R) -> Result<T>,
+) -> Result<Vec<T>> {
+    raw.unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(index, raw)| convert(&format!("{list}[{index}]"), raw))
+        .collect()
+}
+
+fn arguments(key: &str, raw: BTreeMap<String, RawArgument>) -> Result<Headers> {
+    let mut headers = Headers::new();
+    for (name, value) in raw {
+        if name.is_empty() {
+            return Err(ConfigError::new(
+                format!("{key}.arguments"),
+                "an argument name cannot be empty",
+            ));
+        }
+        let value = match value {
+            RawArgument::Bool(b) => FieldValue::Bool(b),
+            RawArgument::Int(i) => FieldValue::I64(i),
+            RawArgument::Float(f) => FieldValue::F64(f),
+            RawArgument::Str(s) => FieldValue::Str(s),
+        };
+        headers.insert(name, value);
+    }
+    Ok(headers)
+}
+
+fn exchange(key: &str, raw: RawExchange, vhosts: &[VhostName]) -> Result<ExchangeDefinition> {
+    let vhost = declared_vhost(key, raw.vhost.as_deref(), vhosts)?;
+    let name = ExchangeName::new(&raw.name)
+        .map_err(|e| ConfigError::new(format!("{key}.name"), e.to_string()))?;
+    let kind = parse_exchange_kind(&raw.kind)
+        .map_err(|message| ConfigError::new(format!("{key}.type"), message))?;
+    Ok(ExchangeDefinition {
+        vhost,
+        declaration: ExchangeDeclaration {
+            name,
+            kind,
+            durable: raw.durable.unwrap_or(true),
+            auto_delete: raw.auto_delete,
+            internal: raw.internal,
+            passive: false,
+            arguments: arguments(key, raw.arguments)?,
+        },
+    })
+}
+
+fn queue(key: &str, raw: RawQueue, vhosts: &[VhostName]) -> Result<QueueDefinition> {
+    let vhost = declared_vhost(key, raw.vhost.as_deref(), vhosts)?;
+    if raw.name.is_empty() {
+        return Err(ConfigError::new(
+            format!("{key}.name"),
+            "a pre-declared queue needs a name",
+        ));
+    }
+    let name = QueueName::new(&raw.name)
+        .map_err(|e| ConfigError::new(format!("{key}.name"), e.to_string()))?;
+    Ok(QueueDefinition {
+        vhost,
+        name,
+        durable: raw.durable.unwrap_or(true),
+        auto_delete: raw.auto_delete,
+        arguments: arguments(key, raw.arguments)?,
+    })
+}
+
+fn binding(key: &str, raw: RawBinding, vhosts: &[VhostName]) -> Result<BindingDefinition> {
+    let vhost = declared_vhost(key, raw.vhost.as_deref(), vhosts)?;
+    let destination_kind = match raw.destination_type.as_deref() {
+        None | Some("queue") => DestinationKind::Queue,
+        Some("exchange") => DestinationKind::Exchange,
+        Some(other) => {
+            return Err(ConfigError::new(
+                format!("{key}.destination_type"),
+                format!("'{other}' is neither queue nor exchange"),
+            ))
+        }
+    };
+    let source = ExchangeName::new(&raw.source)
+        .map_err(|e| ConfigError::new(format!("{key}.source"), e.to_string()))?;
+    Ok(BindingDefinition {
+        vhost,
+        destination_kind,
+        declaration: BindingDeclaration {
+            source,
+            destination: raw.destination,
+            routing_key: raw.routing_key,
+            arguments: arguments(key, raw.arguments)?,
+        },
+    })
+}

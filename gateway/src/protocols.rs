@@ -1,0 +1,145 @@
+//! The protocol registry: which adapters exist, and how the gateway gets a connection handler
+//! for each.
+//!
+//! An adapter lands by changing its entry in [`adapter`] from [`AdapterStatus::Pending`] to
+//! [`AdapterStatus::Landed`] with a [`HandlerFactory`]; nothing else in the gateway changes.
+//! Until then, config validation refuses a listener for that protocol (a listener that accepts
+//! connections and ignores them would be worse than none).
+
+use std::fmt;
+use std::sync::Arc;
+
+use mqgate_core::auth::Users;
+use mqgate_core::broker::Broker;
+use mqgate_core::names::UserName;
+
+use crate::listener::ConnectionHandler;
+use crate::settings::Limits;
+
+/// A protocol the gateway can listen for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Protocol {
+    /// MQTT 3.1, 3.1.1 and 5.0.
+    Mqtt,
+    /// STOMP 1.0, 1.1 and 1.2.
+    Stomp,
+    /// AMQP 0-9-1.
+    Amqp,
+}
+
+impl Protocol {
+    /// Every protocol, in config order.
+    pub const ALL: [Protocol; 3] = [Protocol::Mqtt, Protocol::Stomp, Protocol::Amqp];
+
+    /// The protocol's key under `listeners:` in the config file.
+    pub fn key(self) -> &'static str {
+        match self {
+            Protocol::Mqtt => "mqtt",
+            Protocol::Stomp => "stomp",
+            Protocol::Amqp => "amqp",
+        }
+    }
+
+    /// The protocol's name for people.
+    pub fn display_name(self) -> &'static str {
+        match self {
+            Protocol::Mqtt => "MQTT",
+            Protocol::Stomp => "STOMP",
+            Protocol::Amqp => "AMQP",
+        }
+    }
+
+    /// The conventional plain and TLS ports (DESIGN.md section 1).
+    pub fn default_ports(self) -> (u16, u16) {
+        match self {
+            Protocol::Mqtt => (1883, 8883),
+            Protocol::Stomp => (61613, 61614),
+            Protocol::Amqp => (5672, 5671),
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.key())
+    }
+}
+
+/// What an adapter gets to build its handler: the engine, the users, the limits.
+#[derive(Debug, Clone)]
+pub struct AdapterContext {
+    /// The engine.
+    pub broker: Arc<Broker>,
+    /// The configured users.
+    pub users: Arc<Users>,
+    /// The user that clients sending no credentials act as, if anonymous logins are enabled.
+    pub anonymous: Option<UserName>,
+    /// Connection and message limits.
+    pub limits: Limits,
+}
+
+/// Builds an adapter's connection handler, once per listener.
+pub type HandlerFactory = fn(&AdapterContext) -> Arc<dyn ConnectionHandler>;
+
+/// Whether an adapter can serve connections yet.
+#[derive(Clone, Copy)]
+pub enum AdapterStatus {
+    /// The adapter exists: this builds its handler.
+    Landed(HandlerFactory),
+    /// Not written yet; `issue` is the tracking issue, when known.
+    Pending {
+        /// The issue that will land it.
+        issue: Option<u32>,
+    },
+}
+
+impl fmt::Debug for AdapterStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AdapterStatus::Landed(_) => f.write_str("Landed"),
+            AdapterStatus::Pending { issue } => {
+                f.debug_struct("Pending").field("issue", issue).finish()
+            }
+        }
+    }
+}
+
+/// The registry: each protocol's adapter status. An adapter issue registers its handler here.
+pub fn adapter(protocol: Protocol) -> AdapterStatus {
+    match protocol {
+        Protocol::Mqtt => AdapterStatus::Pending { issue: Some(3) },
+        Protocol::Stomp => AdapterStatus::Pending { issue: None },
+        Protocol::Amqp => AdapterStatus::Pending { issue: None },
+    }
+}
+
+/// Why a protocol cannot be listened for yet, as said to the operator; `None` if it can.
+pub fn not_landed_reason(protocol: Protocol) -> Option<String> {
+    match adapter(protocol) {
+        AdapterStatus::Landed(_) => None,
+        AdapterStatus::Pending { issue } => {
+            let issue = issue.map(|n| format!(" (issue {n})")).unwrap_or_default();
+            Some(format!(
+                "the {} adapter has not landed yet{issue}; remove this key",
+                protocol.display_name()
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_adapters_say_so() {
+        let reason = not_landed_reason(Protocol::Mqtt).unwrap();
+        assert_eq!(
+            reason,
+            "the MQTT adapter has not landed yet (issue 3); remove this key"
+        );
+        assert!(not_landed_reason(Protocol::Amqp)
+            .unwrap()
+            .starts_with("the AMQP adapter"));
+    }
+}

@@ -1,0 +1,362 @@
+//! The config file: the shipped default, bad files (each error names its key path), and
+//! environment overrides.
+
+mod common;
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use common::{default_config_path, Pki, TempDir};
+use mqgate::config::{load_with_env, ConfigError};
+use mqgate::{Gateway, StartError};
+use mqgate_core::names::VhostName;
+
+const GUEST_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$ZLzBH/JENDzgv3HsVusleA$EJYOCzR5knF0ytTRBH5BNqy+0vk1ENeNuYr1VtWQMck";
+
+fn no_env() -> HashMap<String, String> {
+    HashMap::new()
+}
+
+/// Loads `yaml` from a fresh temp dir; the error it gives.
+fn load_error(label: &str, yaml: &str) -> ConfigError {
+    let dir = TempDir::new(label);
+    let path = dir.write("mqgate.yaml", yaml);
+    match load_with_env(&path, no_env()) {
+        Ok(settings) => panic!("expected an error, got {settings:?}"),
+        Err(error) => error,
+    }
+}
+
+fn assert_error(error: &ConfigError, key: &str, message_part: &str) {
+    assert_eq!(error.key(), key, "{error}");
+    assert!(
+        error.message().contains(message_part),
+        "{error} should contain {message_part:?}"
+    );
+    assert!(error
+        .to_string()
+        .starts_with(&format!("config error at {key}: ")));
+}
+
+#[test]
+fn default_config_parses_and_validates() {
+    let settings = load_with_env(&default_config_path(), no_env()).unwrap();
+    assert!(settings.listeners.is_empty(), "no adapter has landed yet");
+    assert!(settings.tls.is_none());
+    assert_eq!(settings.log_filter, "info");
+    assert_eq!(settings.limits, mqgate::Limits::default());
+    assert_eq!(settings.drain_timeout, Duration::from_secs(10));
+    assert_eq!(
+        settings.definitions.vhosts,
+        vec![VhostName::default_vhost()]
+    );
+    assert_eq!(
+        settings.anonymous.as_ref().map(|u| u.as_str()),
+        Some("guest")
+    );
+    // guest/guest, full rights on "/", loopback only.
+    let guest = settings
+        .users
+        .authenticate("guest", b"guest", IpAddr::V4(Ipv4Addr::LOCALHOST))
+        .unwrap();
+    assert!(guest.can_access_vhost(&VhostName::default_vhost()));
+    assert!(settings
+        .users
+        .authenticate("guest", b"guest", IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3)))
+        .is_err());
+}
+
+#[test]
+fn empty_file_takes_every_default() {
+    let dir = TempDir::new("empty");
+    let path = dir.write("mqgate.yaml", "");
+    let settings = load_with_env(&path, no_env()).unwrap();
+    assert_eq!(settings.limits, mqgate::Limits::default());
+    assert!(settings.users.is_empty());
+    assert_eq!(settings.anonymous, None);
+}
+
+#[test]
+fn unknown_top_level_key_is_named() {
+    let error = load_error("unknown-top", "listners: {}\n");
+    assert_error(&error, "listners", "unknown field `listners`");
+}
+
+#[test]
+fn unknown_nested_key_is_named() {
+    let error = load_error("unknown-nested", "limits:\n  max_conections: 5\n");
+    assert_error(
+        &error,
+        "limits.max_conections",
+        "unknown field `max_conections`",
+    );
+    let error = load_error(
+        "unknown-in-list",
+        &format!("users:\n  - name: a\n    password_hash: \"{GUEST_HASH}\"\n    admin: true\n"),
+    );
+    assert_error(&error, "users[0].admin", "unknown field `admin`");
+}
+
+#[test]
+fn wrong_type_is_named() {
+    let error = load_error("wrong-type", "limits:\n  max_connections: lots\n");
+    assert_error(
+        &error,
+        "limits.max_connections",
+        "invalid type: string \"lots\"",
+    );
+    // Not rounded nor coerced.
+    let error = load_error("float", "limits:\n  max_connections: 1.5\n");
+    assert_error(&error, "limits.max_connections", "floating point");
+    let error = load_error("bool", "shutdown:\n  drain_timeout_ms: true\n");
+    assert_error(&error, "shutdown.drain_timeout_ms", "boolean");
+    let error = load_error("negative", "limits:\n  max_message_size: -1\n");
+    assert_error(&error, "limits.max_message_size", "-1");
+}
+
+#[test]
+fn bad_values_are_named() {
+    let error = load_error("zero", "limits:\n  max_connections: 0\n");
+    assert_error(&error, "limits.max_connections", "at least 1");
+    let error = load_error("log", "log:\n  level: \"mqgate=loud\"\n");
+    assert_error(&error, "log.level", "not a log filter");
+    let error = load_error(
+        "buffer",
+        "limits:\n  max_message_size: 1000\n  outbound_buffer_bytes: 999\n",
+    );
+    assert_error(&error, "limits.outbound_buffer_bytes", "max_message_size");
+}
+
+#[test]
+fn missing_required_key_is_named() {
+    let error = load_error("missing", "users:\n  - name: a\n");
+    assert_error(&error, "users[0].password_hash", "required");
+}
+
+#[test]
+fn bad_socket_address_is_named() {
+    let error = load_error(
+        "bad-addr",
+        "listeners:\n  mqtt:\n    plain: \"localhost:1883\"\n",
+    );
+    assert_error(
+        &error,
+        "listeners.mqtt.plain",
+        "'localhost:1883' is not a socket address",
+    );
+    let error = load_error(
+        "bad-port",
+        "listeners:\n  amqp:\n    plain: \"0.0.0.0:99999\"\n",
+    );
+    assert_error(&error, "listeners.amqp.plain", "is not a socket address");
+    // A TLS address without the tls section.
+    let error = load_error(
+        "no-tls",
+        "listeners:\n  stomp:\n    tls: \"0.0.0.0:61614\"\n",
+    );
+    assert_error(&error, "listeners.stomp.tls", "needs the tls section");
+}
+
+#[test]
+fn listener_for_protocol_not_landed_is_refused() {
+    for (protocol, name) in [("mqtt", "MQTT"), ("stomp", "STOMP"), ("amqp", "AMQP")] {
+        let error = load_error(
+            "not-landed",
+            &format!("listeners:\n  {protocol}:\n    plain: \"0.0.0.0:1234\"\n"),
+        );
+        assert_error(
+            &error,
+            &format!("listeners.{protocol}"),
+            &format!("the {name} adapter has not landed yet"),
+        );
+    }
+    let error = load_error(
+        "mqtt-issue",
+        "listeners:\n  mqtt:\n    plain: \"0.0.0.0:1883\"\n",
+    );
+    assert!(error.message().contains("(issue 3)"), "{error}");
+}
+
+#[test]
+fn missing_tls_file_is_named() {
+    let error = load_error(
+        "missing-tls",
+        "tls:\n  certificate: /nonexistent/mqgate/x.pem\n  private_key: /nonexistent/mqgate/x.key\n",
+    );
+    assert_error(
+        &error,
+        "tls.certificate",
+        "cannot read /nonexistent/mqgate/x.pem: No such file or directory",
+    );
+}
+
+#[test]
+fn tls_files_load_relative_to_the_config_file() {
+    let pki = Pki::generate();
+    // The key file is missing: the error names private_key, with the resolved path.
+    let yaml = "tls:\n  certificate: server.pem\n  private_key: nothere.key\n";
+    let path = pki.dir.write("mqgate.yaml", yaml);
+    let error = load_with_env(&path, no_env()).unwrap_err();
+    assert_eq!(error.key(), "tls.private_key", "{error}");
+    assert!(error.message().contains("nothere.key"), "{error}");
+    // Both present: it loads; requiring client certificates needs a CA.
+    let yaml = "tls:\n  certificate: server.pem\n  private_key: server.key\n  client_ca: ca.pem\n  require_client_certificate: true\n";
+    let path = pki.dir.write("mqgate.yaml", yaml);
+    assert!(load_with_env(&path, no_env()).unwrap().tls.is_some());
+    let yaml = "tls:\n  certificate: server.pem\n  private_key: server.key\n  require_client_certificate: true\n";
+    let path = pki.dir.write("mqgate.yaml", yaml);
+    let error = load_with_env(&path, no_env()).unwrap_err();
+    assert_eq!(error.key(), "tls.require_client_certificate", "{error}");
+    // A key that is not a key.
+    let yaml = "tls:\n  certificate: server.pem\n  private_key: ca.pem\n";
+    let path = pki.dir.write("mqgate.yaml", yaml);
+    let error = load_with_env(&path, no_env()).unwrap_err();
+    assert_error(&error, "tls.private_key", "no private key");
+}
+
+#[test]
+fn unknown_user_in_anonymous_is_named() {
+    let error = load_error(
+        "anon",
+        &format!(
+            "users:\n  - name: guest\n    password_hash: \"{GUEST_HASH}\"\nauth:\n  anonymous:\n    user: nobody\n"
+        ),
+    );
+    assert_error(&error, "auth.anonymous.user", "no user 'nobody'");
+}
+
+#[test]
+fn bad_password_hash_is_named() {
+    let error = load_error(
+        "hash",
+        &format!("users:\n  - name: ok\n    password_hash: \"{GUEST_HASH}\"\n  - name: bob\n    password_hash: \"bob123\"\n"),
+    );
+    assert_error(&error, "users[1].password_hash", "mqgate hash-password");
+}
+
+#[test]
+fn permission_for_undeclared_vhost_is_named() {
+    let error = load_error(
+        "perm",
+        &format!("users:\n  - name: a\n    password_hash: \"{GUEST_HASH}\"\n    permissions:\n      - {{vhost: /prod, configure: '', write: '', read: ''}}\n"),
+    );
+    assert_error(
+        &error,
+        "users[0].permissions[0].vhost",
+        "vhost '/prod' is not declared in vhosts",
+    );
+}
+
+#[test]
+fn bad_definitions_are_named() {
+    let error = load_error(
+        "exchange-type",
+        "exchanges:\n  - {name: a, type: direct}\n  - {name: b, type: fan-out}\n",
+    );
+    assert_error(
+        &error,
+        "exchanges[1].type",
+        "unknown exchange type 'fan-out'",
+    );
+    let error = load_error("queue-vhost", "queues:\n  - {name: q, vhost: /nope}\n");
+    assert_error(&error, "queues[0].vhost", "not declared in vhosts");
+    let error = load_error(
+        "argument",
+        "queues:\n  - name: q\n    arguments:\n      x-max-length: [1, 2]\n",
+    );
+    assert_error(
+        &error,
+        "queues[0].arguments.x-max-length",
+        "expected true or false, an integer, a float or a string",
+    );
+    let error = load_error(
+        "destination-type",
+        "bindings:\n  - {source: amq.topic, destination: q, destination_type: topic}\n",
+    );
+    assert_error(
+        &error,
+        "bindings[0].destination_type",
+        "neither queue nor exchange",
+    );
+}
+
+#[tokio::test]
+async fn refused_pre_declaration_stops_the_start_naming_the_entry() {
+    let dir = TempDir::new("refused");
+    let path = dir.write(
+        "mqgate.yaml",
+        "queues:\n  - name: jobs\nbindings:\n  - {source: amq.direct, destination: jobs, routing_key: jobs}\n  - {source: amq.direct, destination: nope, routing_key: x}\n",
+    );
+    let settings = load_with_env(&path, no_env()).unwrap();
+    let error = match Gateway::start(settings).await {
+        Ok(_) => panic!("the binding to a missing queue must stop the start"),
+        Err(error) => error,
+    };
+    assert!(matches!(error, StartError::Definition(_)), "{error:?}");
+    let text = error.to_string();
+    assert!(text.starts_with("config error at bindings[1]: "), "{text}");
+    assert!(text.contains("'nope'"), "{text}");
+}
+
+#[test]
+fn environment_overrides_keys() {
+    let env = HashMap::from([
+        ("MQGATE_LOG__LEVEL".to_owned(), "debug".to_owned()),
+        ("MQGATE_LIMITS__MAX_CONNECTIONS".to_owned(), "10".to_owned()),
+        (
+            "MQGATE_SHUTDOWN__DRAIN_TIMEOUT_MS".to_owned(),
+            "250".to_owned(),
+        ),
+        (
+            "MQGATE_AUTH__ANONYMOUS__ENABLED".to_owned(),
+            "false".to_owned(),
+        ),
+        // Not ours: ignored.
+        (
+            "OTHER_LIMITS__MAX_CONNECTIONS".to_owned(),
+            "zero".to_owned(),
+        ),
+    ]);
+    let settings = load_with_env(&default_config_path(), env).unwrap();
+    assert_eq!(settings.log_filter, "debug");
+    assert_eq!(settings.limits.max_connections, 10);
+    assert_eq!(settings.drain_timeout, Duration::from_millis(250));
+    assert_eq!(settings.anonymous, None);
+}
+
+#[test]
+fn bad_environment_override_is_named() {
+    let env = HashMap::from([(
+        "MQGATE_LIMITS__MAX_CONNECTIONS".to_owned(),
+        "ten".to_owned(),
+    )]);
+    let error = load_with_env(&default_config_path(), env).unwrap_err();
+    assert_error(&error, "limits.max_connections", "\"ten\"");
+    let env = HashMap::from([("MQGATE_LIMITS__MAX_CONECTIONS".to_owned(), "1".to_owned())]);
+    let error = load_with_env(&default_config_path(), env).unwrap_err();
+    assert_error(&error, "limits.max_conections", "unknown field");
+    let env = HashMap::from([(
+        "MQGATE_LISTENERS__STOMP__PLAIN".to_owned(),
+        "0.0.0.0:61613".to_owned(),
+    )]);
+    let error = load_with_env(&default_config_path(), env).unwrap_err();
+    assert_error(&error, "listeners.stomp", "has not landed yet");
+}
+
+#[test]
+fn missing_or_unparsable_file_is_reported() {
+    let dir = TempDir::new("nofile");
+    let error = load_with_env(&dir.path().join("absent.yaml"), no_env()).unwrap_err();
+    assert_eq!(error.key(), "");
+    assert!(
+        error.to_string().starts_with("config error: cannot load"),
+        "{error}"
+    );
+    let path = dir.write("broken.yaml", "limits: [unclosed\n");
+    let error = load_with_env(&path, no_env()).unwrap_err();
+    assert!(
+        error.to_string().starts_with("config error: cannot load"),
+        "{error}"
+    );
+}
