@@ -201,18 +201,6 @@ pub enum BindError {
         /// What is wrong.
         reason: String,
     },
-    /// Unbind of a binding that does not exist (AMQP 404).
-    #[error("no binding '{key}' between exchange '{exchange}' and '{destination}' in vhost '{vhost}'")]
-    BindingNotFound {
-        /// The source exchange.
-        exchange: ExchangeName,
-        /// The destination.
-        destination: String,
-        /// The key.
-        key: String,
-        /// The vhost.
-        vhost: VhostName,
-    },
     /// A name is too long.
     #[error("invalid name: {0}")]
     InvalidName(String),

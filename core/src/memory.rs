@@ -45,7 +45,8 @@ impl MemoryMonitor {
 
     /// Registers a session for flow events; it is told at once if publishers are blocked now.
     pub fn register(&self, outbox: &Arc<Outbox>) {
-        self.sessions.insert(outbox.session(), Arc::downgrade(outbox));
+        self.sessions
+            .insert(outbox.session(), Arc::downgrade(outbox));
         if self.is_blocked() {
             outbox.send(Event::Flow(FlowState::Blocked));
         }

@@ -131,8 +131,8 @@ impl FieldValue {
         }
     }
 
-    /// The value as a signed integer if it is any integer type.
-    pub fn as_i64(&self) -> Option<i64> {
+    /// The value if it is an integer of any width (not a timestamp).
+    pub fn as_integer(&self) -> Option<i64> {
         match *self {
             FieldValue::I8(v) => Some(v.into()),
             FieldValue::U8(v) => Some(v.into()),
@@ -141,8 +141,15 @@ impl FieldValue {
             FieldValue::I32(v) => Some(v.into()),
             FieldValue::U32(v) => Some(v.into()),
             FieldValue::I64(v) => Some(v),
-            FieldValue::Timestamp(v) => i64::try_from(v).ok(),
             _ => None,
+        }
+    }
+
+    /// The value as a signed integer if it is an integer of any width or a timestamp.
+    pub fn as_i64(&self) -> Option<i64> {
+        match *self {
+            FieldValue::Timestamp(v) => i64::try_from(v).ok(),
+            _ => self.as_integer(),
         }
     }
 }
@@ -374,14 +381,7 @@ mod tests {
     #[test]
     fn typed_values_stringify() {
         assert_eq!(FieldValue::I32(-5).to_text(), "-5");
-        assert_eq!(
-            FieldValue::Decimal {
-                scale: 2,
-                value: 5
-            }
-            .to_text(),
-            "0.05"
-        );
+        assert_eq!(FieldValue::Decimal { scale: 2, value: 5 }.to_text(), "0.05");
         let mut table = Headers::new();
         table.insert("a", 1i64);
         table.insert("b", "x");

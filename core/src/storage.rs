@@ -76,11 +76,11 @@ impl Storage for MemoryStorage {
     }
 
     fn load(&self, queue: &QueueKey) -> Vec<(EntryId, Arc<Message>)> {
-        self.queues.lock().get(queue).map_or_else(Vec::new, |entries| {
-            entries
-                .iter()
-                .map(|(id, m)| (*id, Arc::clone(m)))
-                .collect()
-        })
+        self.queues
+            .lock()
+            .get(queue)
+            .map_or_else(Vec::new, |entries| {
+                entries.iter().map(|(id, m)| (*id, Arc::clone(m))).collect()
+            })
     }
 }

@@ -108,8 +108,8 @@ impl fmt::Debug for AdapterStatus {
 pub fn adapter(protocol: Protocol) -> AdapterStatus {
     match protocol {
         Protocol::Mqtt => AdapterStatus::Pending { issue: Some(3) },
-        Protocol::Stomp => AdapterStatus::Pending { issue: None },
-        Protocol::Amqp => AdapterStatus::Pending { issue: None },
+        Protocol::Stomp => AdapterStatus::Pending { issue: Some(4) },
+        Protocol::Amqp => AdapterStatus::Pending { issue: Some(5) },
     }
 }
 

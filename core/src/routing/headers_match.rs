@@ -109,7 +109,8 @@ fn condition_holds(expected: &FieldValue, actual: Option<&FieldValue>) -> bool {
 
 /// Equality by value across the types clients mix up (see the module docs).
 fn loosely_equal(left: &FieldValue, right: &FieldValue) -> bool {
-    if let (Some(left), Some(right)) = (integer(left), integer(right)) {
+    if let (Some(left), Some(right)) = (FieldValue::as_integer(left), FieldValue::as_integer(right))
+    {
         return left == right;
     }
     match (left, right) {
@@ -123,20 +124,6 @@ fn loosely_equal(left: &FieldValue, right: &FieldValue) -> bool {
                     .all(|(left, right)| loosely_equal(left, right))
         }
         (left, right) => left == right,
-    }
-}
-
-/// The value of an integer of any width; `None` for every other type, timestamps included.
-fn integer(value: &FieldValue) -> Option<i64> {
-    match *value {
-        FieldValue::I8(v) => Some(v.into()),
-        FieldValue::U8(v) => Some(v.into()),
-        FieldValue::I16(v) => Some(v.into()),
-        FieldValue::U16(v) => Some(v.into()),
-        FieldValue::I32(v) => Some(v.into()),
-        FieldValue::U32(v) => Some(v.into()),
-        FieldValue::I64(v) => Some(v),
-        _ => None,
     }
 }
 
