@@ -12,7 +12,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::memory::MemoryMonitor;
 use crate::metrics::Metrics;
-use crate::names::{UserName, VhostName};
+use crate::names::{ConnectionId, UserName, VhostName};
 use crate::services::Services;
 use crate::session::Connection;
 use crate::storage::{MemoryStorage, Storage};
@@ -108,22 +108,34 @@ impl Broker {
         &self.services.memory
     }
 
-    /// Opens a client connection on `vhost`. Dropping the [`Connection`] deletes its exclusive
-    /// queues.
+    /// A fresh connection id. The gateway numbers each accepted socket with one, so logs, the
+    /// future management API and exclusive-queue ownership all speak of the same id.
+    pub fn new_connection_id(&self) -> ConnectionId {
+        self.services.next_connection()
+    }
+
+    /// Opens a client connection on `vhost` with a fresh id. Dropping the [`Connection`] deletes
+    /// its exclusive queues.
     pub fn connect(
         &self,
+        vhost: &VhostName,
+        user: Option<UserName>,
+    ) -> Result<Connection, ConnectError> {
+        self.connect_with_id(self.new_connection_id(), vhost, user)
+    }
+
+    /// Opens a client connection on `vhost` under an id from [`Broker::new_connection_id`]
+    /// (the one the gateway gave the socket).
+    pub fn connect_with_id(
+        &self,
+        id: ConnectionId,
         vhost: &VhostName,
         user: Option<UserName>,
     ) -> Result<Connection, ConnectError> {
         let vhost = self
             .vhost(vhost)
             .ok_or_else(|| ConnectError::VhostNotFound(vhost.clone()))?;
-        Ok(Connection::new(
-            vhost,
-            Arc::clone(&self.services),
-            self.services.next_connection(),
-            user,
-        ))
+        Ok(Connection::new(vhost, Arc::clone(&self.services), id, user))
     }
 
     /// Runs one sweep of every vhost: TTL expiry and `x-expires`.

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -171,7 +171,7 @@ impl GatewayBuilder {
             handshake_timeout: settings.limits.handshake_timeout,
             metrics: Arc::clone(&metrics),
             connections: Arc::clone(&connections),
-            next_id: AtomicU64::new(1),
+            broker: Arc::clone(&broker),
             full: AtomicBool::new(false),
         });
         let mut listeners = Vec::with_capacity(bound.len());

@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use mqgate_core::broker::Broker;
 use mqgate_core::names::ConnectionId;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -107,14 +108,15 @@ pub(crate) struct Shared {
     pub(crate) handshake_timeout: Duration,
     pub(crate) metrics: Arc<GatewayMetrics>,
     pub(crate) connections: Arc<Connections>,
-    pub(crate) next_id: AtomicU64,
+    /// Numbers connections: the core's allocator, so the id in logs and in the engine agree.
+    pub(crate) broker: Arc<Broker>,
     /// True while connections are being refused for the limit (logs one warning per burst).
     pub(crate) full: AtomicBool,
 }
 
 impl Shared {
     fn next_id(&self) -> ConnectionId {
-        ConnectionId(self.next_id.fetch_add(1, Ordering::Relaxed))
+        self.broker.new_connection_id()
     }
 }
 

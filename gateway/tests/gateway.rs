@@ -269,3 +269,34 @@ async fn address_in_use_stops_the_start_and_releases_other_ports() {
         "{error}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_ids_come_from_the_engine() {
+    let (echo, mut metas) = EchoHandler::new();
+    let settings = Settings {
+        listeners: vec![plain_listener(Protocol::Stomp)],
+        ..Settings::default()
+    };
+    let running = Gateway::builder(settings)
+        .handler(Protocol::Stomp, echo)
+        .start()
+        .await
+        .unwrap();
+    let addr = running
+        .local_addr(Protocol::Stomp, Transport::Plain)
+        .unwrap();
+    // An id the engine hands out directly, before any socket...
+    let engine_side = running
+        .broker()
+        .connect(&VhostName::default_vhost(), None)
+        .unwrap();
+    // ...must never be given to a socket too: one allocator, so exclusive-queue ownership and
+    // logs agree on who is who.
+    let mut stream = within("connect", TcpStream::connect(addr)).await.unwrap();
+    within("echo", echo_round_trip(&mut stream, b"x"))
+        .await
+        .unwrap();
+    let meta = within("meta", metas.recv()).await.unwrap();
+    assert_ne!(meta.id, engine_side.id());
+    assert!(meta.id > engine_side.id(), "allocated after it, from the same counter");
+}
