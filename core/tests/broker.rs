@@ -601,3 +601,98 @@ fn tag_filtered_group_subscription() {
         .collect();
     assert_eq!(bodies, vec!["Paid", "Shipped"]);
 }
+
+/// A store that completes appends only when told, from another thread: what a disk store does
+/// after fsync.
+#[derive(Debug, Default)]
+struct DeferredStorage {
+    pending: parking_lot::Mutex<Vec<mqgate_core::confirm::Completion>>,
+    inner: mqgate_core::storage::MemoryStorage,
+}
+
+impl mqgate_core::storage::Storage for DeferredStorage {
+    fn append(
+        &self,
+        queue: &mqgate_core::storage::QueueKey,
+        entry: mqgate_core::outbox::EntryId,
+        message: &Arc<Message>,
+        done: mqgate_core::confirm::Completion,
+    ) {
+        self.inner.append(
+            queue,
+            entry,
+            message,
+            mqgate_core::confirm::Completion::detached(),
+        );
+        self.pending.lock().push(done);
+    }
+    fn remove(&self, queue: &mqgate_core::storage::QueueKey, entry: mqgate_core::outbox::EntryId) {
+        self.inner.remove(queue, entry);
+    }
+    fn clear(&self, queue: &mqgate_core::storage::QueueKey) {
+        self.inner.clear(queue);
+    }
+    fn load(
+        &self,
+        queue: &mqgate_core::storage::QueueKey,
+    ) -> Vec<(mqgate_core::outbox::EntryId, Arc<Message>)> {
+        self.inner.load(queue)
+    }
+}
+
+#[test]
+fn confirmation_waits_for_storage_of_persistent_messages_on_durable_queues() {
+    let storage = Arc::new(DeferredStorage::default());
+    let broker = Broker::new(BrokerConfig {
+        storage: storage.clone(),
+        ..BrokerConfig::default()
+    });
+    broker.add_vhost(VhostName::default_vhost());
+    let (_c, mut s, mut events) = session(&broker);
+    s.declare_queue(QueueDeclaration {
+        durable: true,
+        ..QueueDeclaration::named(q("durable"))
+    })
+    .unwrap();
+    declare(&mut s, "transient", Headers::new());
+    for key in ["durable", "transient"] {
+        bind(&mut s, "amq.fanout", key, "");
+    }
+    let mut persistent = Message::new(x("amq.fanout"), "", "keep me");
+    persistent.properties.persistent = true;
+    s.publish(persistent, false, Some(PublishId(1))).unwrap();
+    assert!(
+        events.try_recv().is_none(),
+        "not confirmed before the durable queue's copy is stored"
+    );
+    let pending = std::mem::take(&mut *storage.pending.lock());
+    assert_eq!(pending.len(), 1, "only the durable queue stores it");
+    std::thread::spawn(move || {
+        for completion in pending {
+            completion.complete(Ok(()));
+        }
+    })
+    .join()
+    .unwrap();
+    assert!(matches!(
+        events.try_recv(),
+        Some(Event::PublishSettled {
+            id: PublishId(1),
+            outcome: PublishOutcome::Confirmed
+        })
+    ));
+    // A transient message is confirmed at once even on a durable queue.
+    s.publish(
+        Message::new(x("amq.fanout"), "", "fleeting"),
+        false,
+        Some(PublishId(2)),
+    )
+    .unwrap();
+    assert!(matches!(
+        events.try_recv(),
+        Some(Event::PublishSettled {
+            id: PublishId(2),
+            outcome: PublishOutcome::Confirmed
+        })
+    ));
+}

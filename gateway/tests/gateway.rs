@@ -298,5 +298,8 @@ async fn connection_ids_come_from_the_engine() {
         .unwrap();
     let meta = within("meta", metas.recv()).await.unwrap();
     assert_ne!(meta.id, engine_side.id());
-    assert!(meta.id > engine_side.id(), "allocated after it, from the same counter");
+    assert!(
+        meta.id > engine_side.id(),
+        "allocated after it, from the same counter"
+    );
 }
