@@ -31,6 +31,7 @@ pub mod metrics;
 pub mod names;
 pub mod outbox;
 pub mod queue;
+pub mod retained;
 pub mod routing;
 mod services;
 pub mod session;

@@ -37,6 +37,9 @@ pub struct Metrics {
     pub flow_blocked: AtomicU64,
     /// Times a consumer was parked because its session's transit window was full.
     pub consumer_parked: AtomicU64,
+    /// Messages asking to be retained (header `x-retain`) that the vhost's retained store
+    /// refused because it was full; they were still routed.
+    pub retained_refused: AtomicU64,
 }
 
 impl Metrics {

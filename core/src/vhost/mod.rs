@@ -29,6 +29,7 @@ use crate::message::Headers;
 use crate::metrics::Metrics;
 use crate::names::{ConnectionId, ExchangeName, QueueName, VhostName};
 use crate::queue::{DeadLetterSink, Queue};
+use crate::retained::RetainedStore;
 use crate::services::Services;
 
 /// What a publish reached.
@@ -45,6 +46,7 @@ pub struct Vhost {
     exchanges: DashMap<ExchangeName, Arc<Exchange>>,
     queues: DashMap<QueueName, Arc<Queue>>,
     dead_letters: Arc<dyn DeadLetterSink>,
+    retained: RetainedStore,
 }
 
 const BUILT_INS: [(&str, ExchangeKind); 4] = [
@@ -83,6 +85,7 @@ impl Vhost {
                 dead_letters: Arc::new(publish::VhostDeadLetters {
                     vhost: Weak::clone(me),
                 }),
+                retained: RetainedStore::default(),
             }
         })
     }
@@ -95,6 +98,11 @@ impl Vhost {
     /// The broker's counters.
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.services.metrics
+    }
+
+    /// The vhost's retained messages (stored by [`Vhost::publish`] from the `x-retain` header).
+    pub fn retained(&self) -> &RetainedStore {
+        &self.retained
     }
 
     /// The exchange named `name` (not the default exchange, which has no object).

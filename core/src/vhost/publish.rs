@@ -11,6 +11,7 @@ use crate::message::Message;
 use crate::metrics::Metrics;
 use crate::names::{ExchangeName, QueueName};
 use crate::queue::{DeadLetter, DeadLetterSink, Queue, QueueConfig};
+use crate::retained::{is_retain_requested, RetainOutcome};
 
 use super::{Routed, Vhost};
 
@@ -20,12 +21,19 @@ impl Vhost {
     /// `confirm` (when the publisher asked) is settled once every queue holds the message;
     /// an unroutable message is confirmed at once, as RabbitMQ does (after `basic.return` if
     /// mandatory, which the adapter sends from the returned [`Routed`]).
+    ///
+    /// A message with the header `x-retain` true is stored in [`Vhost::retained`] first (an
+    /// empty body clears its key), so a subscriber that binds and then reads the store never
+    /// misses it; a full store refuses it (counted in `retained_refused`) and it still routes.
     pub fn publish(
         &self,
         message: Arc<Message>,
         mandatory: bool,
         confirm: Option<ConfirmTracker>,
     ) -> Result<Routed, PublishError> {
+        if is_retain_requested(&message.headers) {
+            self.retain(&message);
+        }
         let queues = self.route(&message)?;
         let metrics = &self.services.metrics;
         Metrics::bump(&metrics.published);
@@ -55,6 +63,28 @@ impl Vhost {
         Ok(Routed {
             queues: queues.len(),
         })
+    }
+
+    /// Stores a message asking for retention, if its exchange exists and is public (otherwise
+    /// [`Vhost::route`] refuses the publish and nothing is kept).
+    fn retain(&self, message: &Arc<Message>) {
+        let routable = message.exchange.is_default()
+            || self
+                .exchange(&message.exchange)
+                .is_some_and(|exchange| !exchange.internal);
+        if !routable {
+            return;
+        }
+        if let RetainOutcome::Refused(reason) = self.retained.store(message) {
+            Metrics::bump(&self.services.metrics.retained_refused);
+            tracing::warn!(
+                vhost = %self.name,
+                exchange = %message.exchange,
+                routing_key = %message.routing_key,
+                %reason,
+                "retained message refused"
+            );
+        }
     }
 
     /// The queues `message` reaches from its exchange.
