@@ -22,6 +22,7 @@
 //!   binary does, so tests run gateways in-process side by side.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod adapters;
 pub mod config;
 pub mod definitions;
 mod gateway;

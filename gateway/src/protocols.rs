@@ -107,7 +107,7 @@ impl fmt::Debug for AdapterStatus {
 /// The registry: each protocol's adapter status. An adapter issue registers its handler here.
 pub fn adapter(protocol: Protocol) -> AdapterStatus {
     match protocol {
-        Protocol::Mqtt => AdapterStatus::Pending { issue: Some(3) },
+        Protocol::Mqtt => AdapterStatus::Landed(crate::adapters::mqtt::MqttHandler::factory),
         Protocol::Stomp => AdapterStatus::Pending { issue: Some(4) },
         Protocol::Amqp => AdapterStatus::Pending { issue: Some(5) },
     }
@@ -133,10 +133,12 @@ mod tests {
 
     #[test]
     fn pending_adapters_say_so() {
-        let reason = not_landed_reason(Protocol::Mqtt).unwrap();
+        assert_eq!(not_landed_reason(Protocol::Mqtt), None);
+        assert!(matches!(adapter(Protocol::Mqtt), AdapterStatus::Landed(_)));
+        let reason = not_landed_reason(Protocol::Stomp).unwrap();
         assert_eq!(
             reason,
-            "the MQTT adapter has not landed yet (issue 3); remove this key"
+            "the STOMP adapter has not landed yet (issue 4); remove this key"
         );
         assert!(not_landed_reason(Protocol::Amqp)
             .unwrap()

@@ -160,7 +160,8 @@ fn bad_socket_address_is_named() {
 
 #[test]
 fn listener_for_protocol_not_landed_is_refused() {
-    for (protocol, name) in [("mqtt", "MQTT"), ("stomp", "STOMP"), ("amqp", "AMQP")] {
+    // MQTT has landed (issue 3); the others are still pending.
+    for (protocol, name) in [("stomp", "STOMP"), ("amqp", "AMQP")] {
         let error = load_error(
             "not-landed",
             &format!("listeners:\n  {protocol}:\n    plain: \"0.0.0.0:1234\"\n"),
@@ -172,10 +173,10 @@ fn listener_for_protocol_not_landed_is_refused() {
         );
     }
     let error = load_error(
-        "mqtt-issue",
-        "listeners:\n  mqtt:\n    plain: \"0.0.0.0:1883\"\n",
+        "stomp-issue",
+        "listeners:\n  stomp:\n    plain: \"0.0.0.0:61613\"\n",
     );
-    assert!(error.message().contains("(issue 3)"), "{error}");
+    assert!(error.message().contains("(issue 4)"), "{error}");
 }
 
 #[test]

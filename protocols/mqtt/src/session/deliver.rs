@@ -1,0 +1,362 @@
+//! Core deliveries to the client: QoS choice, packet ids, the in-flight window, and the QoS 1/2
+//! acknowledgement flows.
+//!
+//! Invariants:
+//! - The delivery QoS is min(best granted QoS among the matching subscriptions, the publish
+//!   QoS from `x-mqtt-publish-qos`); a message without that header (AMQP, STOMP) counts as QoS 2.
+//! - QoS 0 deliveries are acked to the core at once; QoS 1 at PUBACK; QoS 2 at PUBREC (the
+//!   packet id stays in flight until PUBCOMP).
+//! - At most `window` QoS 1/2 publishes are in flight; more wait in `held`, which the consumer's
+//!   prefetch (= window) bounds, plus at most `max_retained_per_subscribe` retained messages.
+//! - A packet id is in use from PUBLISH to PUBACK/PUBCOMP and never reused meanwhile.
+//! - A message the topic rules exclude (`$` topics under leading wildcards, topics MQTT cannot
+//!   name) is acked and dropped, and counted.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use mqgate_core::message::{FieldValue, Message};
+use mqgate_core::names::ConsumerTag;
+use mqgate_core::outbox::{CancelReason, Delivery, DeliveryTag};
+use mqgate_core::retained::is_retain_requested;
+use mqgate_session::{Outbound, Step};
+use rumqttd::protocol::{Packet, PubRel, PubRelReason, QoS};
+
+use crate::codec::{MqttCodec, ProtocolVersion};
+use crate::convert::{publish_from_message, PublishHeader, QOS_HEADER};
+use crate::topic::{routing_key_to_topic, topic_matches, validate_topic_name};
+
+use super::publish_in::PUBLISHER_HEADER;
+use super::{max_qos, min_qos, MqttSession};
+
+/// What an in-flight publish awaits from the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Ack,
+    Rec,
+    Comp,
+}
+
+#[derive(Debug)]
+struct InFlight {
+    tag: Option<DeliveryTag>,
+    stage: Stage,
+}
+
+/// A publish waiting for room in the window.
+#[derive(Debug)]
+struct Held {
+    message: Arc<Message>,
+    tag: Option<DeliveryTag>,
+    qos: QoS,
+    retain: bool,
+    dup: bool,
+    identifiers: Vec<usize>,
+}
+
+/// Outbound delivery state of one session.
+#[derive(Debug)]
+pub(crate) struct DeliverState {
+    /// Most QoS 1/2 publishes in flight (client's Receive Maximum, or the v3 default).
+    pub(crate) window: u16,
+    /// Largest packet the client accepts.
+    pub(crate) max_packet_size: Option<usize>,
+    /// A copy of the connection's codec, to size publishes before they are pushed.
+    pub(crate) sizer: Option<MqttCodec>,
+    in_flight: HashMap<u16, InFlight>,
+    next_pkid: u16,
+    held: VecDeque<Held>,
+    /// Deliveries dropped (topic not nameable, excluded by `$` rule, held list full).
+    pub(crate) dropped: u64,
+}
+
+impl DeliverState {
+    pub(crate) fn new(window: u16, max_packet_size: Option<usize>) -> Self {
+        Self {
+            window: window.max(1),
+            max_packet_size,
+            sizer: None,
+            in_flight: HashMap::new(),
+            next_pkid: 1,
+            held: VecDeque::new(),
+            dropped: 0,
+        }
+    }
+
+    fn allocate(&mut self) -> Option<u16> {
+        for _ in 0..u16::MAX {
+            let candidate = self.next_pkid;
+            self.next_pkid = self.next_pkid.checked_add(1).unwrap_or(1);
+            if !self.in_flight.contains_key(&candidate) {
+                return Some(candidate);
+            }
+        }
+        None
+    }
+
+    fn has_room(&self) -> bool {
+        self.in_flight.len() < usize::from(self.window)
+    }
+}
+
+/// The publish QoS a message carries: `x-mqtt-publish-qos`, or 2 for messages from elsewhere.
+pub(crate) fn publish_qos(message: &Message) -> QoS {
+    match message
+        .headers
+        .get(QOS_HEADER)
+        .and_then(FieldValue::as_integer)
+    {
+        Some(level) if level <= 0 => QoS::AtMostOnce,
+        Some(1) => QoS::AtLeastOnce,
+        _ => QoS::ExactlyOnce,
+    }
+}
+
+impl MqttSession {
+    pub(super) fn on_delivery(&mut self, delivery: Delivery, out: &mut Outbound<Packet>) -> Step {
+        let message = Arc::clone(&delivery.message);
+        let topic = routing_key_to_topic(&message.routing_key).into_owned();
+        if validate_topic_name(&topic).is_err() {
+            tracing::debug!(client_id = %self.client_id, routing_key = %message.routing_key, "message with no MQTT topic dropped");
+            return self.drop_delivery(delivery.tag);
+        }
+        let own = message
+            .headers
+            .get(PUBLISHER_HEADER)
+            .and_then(FieldValue::as_str)
+            == Some(self.client_id.as_str());
+        let shared = delivery
+            .consumer
+            .as_ref()
+            .filter(|tag| self.subs.consumer.as_ref() != Some(*tag))
+            .and_then(|tag| self.subs.shared_subscription(tag));
+        let (granted, retain_as_published, identifiers) = match shared {
+            Some(sub) => (
+                Some(sub.qos),
+                sub.retain_as_published,
+                sub.identifier.into_iter().collect(),
+            ),
+            None => {
+                let mut granted: Option<QoS> = None;
+                let mut rap = false;
+                let mut identifiers = Vec::new();
+                for sub in self.subs.list.iter().filter(|s| s.group.is_none()) {
+                    if (sub.no_local && own) || !topic_matches(&sub.filter, &topic) {
+                        continue;
+                    }
+                    granted = Some(granted.map_or(sub.qos, |g| max_qos(g, sub.qos)));
+                    rap |= sub.retain_as_published;
+                    identifiers.extend(sub.identifier);
+                }
+                (granted, rap, identifiers)
+            }
+        };
+        let Some(granted) = granted else {
+            return self.drop_delivery(delivery.tag);
+        };
+        let qos = min_qos(granted, publish_qos(&message));
+        let retain = retain_as_published && is_retain_requested(&message.headers);
+        let held = Held {
+            message,
+            tag: Some(delivery.tag),
+            qos,
+            retain,
+            dup: delivery.redelivered && qos != QoS::AtMostOnce,
+            identifiers,
+        };
+        self.send_or_hold(held, out);
+        Step::Continue
+    }
+
+    /// Sends a retained message on subscribe (no core delivery behind it).
+    pub(super) fn send_retained(
+        &mut self,
+        message: Arc<Message>,
+        qos: QoS,
+        identifier: Option<usize>,
+        out: &mut Outbound<Packet>,
+    ) {
+        let held = Held {
+            message,
+            tag: None,
+            qos,
+            retain: true,
+            dup: false,
+            identifiers: identifier.into_iter().collect(),
+        };
+        let cap = usize::from(self.deliver.window) + self.settings.max_retained_per_subscribe;
+        if qos != QoS::AtMostOnce && !self.deliver.has_room() && self.deliver.held.len() >= cap {
+            self.deliver.dropped += 1;
+            return;
+        }
+        self.send_or_hold(held, out);
+    }
+
+    fn drop_delivery(&mut self, tag: DeliveryTag) -> Step {
+        self.deliver.dropped += 1;
+        self.ack_core(Some(tag));
+        Step::Continue
+    }
+
+    fn ack_core(&mut self, tag: Option<DeliveryTag>) {
+        if let Some(tag) = tag {
+            if let Err(error) = self.core.ack(tag, false) {
+                tracing::debug!(client_id = %self.client_id, %error, "ack of an unknown delivery");
+            }
+        }
+    }
+
+    fn send_or_hold(&mut self, held: Held, out: &mut Outbound<Packet>) {
+        if held.qos == QoS::AtMostOnce {
+            self.ack_core(held.tag);
+            self.push_publish(&held, 0, out);
+            return;
+        }
+        if !self.deliver.has_room() || !self.deliver.held.is_empty() {
+            self.deliver.held.push_back(held);
+            self.release_held(out);
+            return;
+        }
+        self.start_flight(held, out);
+    }
+
+    fn start_flight(&mut self, held: Held, out: &mut Outbound<Packet>) {
+        let Some(pkid) = self.deliver.allocate() else {
+            self.deliver.held.push_front(held);
+            return;
+        };
+        let stage = if held.qos == QoS::AtLeastOnce {
+            Stage::Ack
+        } else {
+            Stage::Rec
+        };
+        if self.push_publish(&held, pkid, out) {
+            self.deliver.in_flight.insert(
+                pkid,
+                InFlight {
+                    tag: held.tag,
+                    stage,
+                },
+            );
+        } else {
+            self.ack_core(held.tag);
+        }
+    }
+
+    /// Pushes the PUBLISH; false if it was dropped (over the client's maximum packet size).
+    fn push_publish(&mut self, held: &Held, pkid: u16, out: &mut Outbound<Packet>) -> bool {
+        let header = PublishHeader {
+            qos: held.qos,
+            pkid,
+            dup: held.dup,
+        };
+        let (publish, mut properties) = publish_from_message(
+            &held.message,
+            header,
+            held.retain,
+            self.convert_version(),
+            None,
+        );
+        if self.version == ProtocolVersion::V5 && !held.identifiers.is_empty() {
+            properties
+                .get_or_insert_with(Default::default)
+                .subscription_identifiers
+                .clone_from(&held.identifiers);
+        }
+        let packet = Packet::Publish(publish, properties);
+        if let Some(sizer) = &self.deliver.sizer {
+            if !sizer.fits_outgoing(&packet) {
+                self.deliver.dropped += 1;
+                tracing::debug!(client_id = %self.client_id, limit = ?self.deliver.max_packet_size, "publish over the client's maximum packet size dropped");
+                return false;
+            }
+        }
+        out.push(packet);
+        true
+    }
+
+    fn release_held(&mut self, out: &mut Outbound<Packet>) {
+        while self.deliver.has_room() {
+            let Some(held) = self.deliver.held.pop_front() else {
+                break;
+            };
+            self.start_flight(held, out);
+        }
+    }
+
+    pub(super) fn on_puback(&mut self, pkid: u16, out: &mut Outbound<Packet>) -> Step {
+        match self.deliver.in_flight.get(&pkid).map(|f| f.stage) {
+            Some(Stage::Ack) => {
+                if let Some(flight) = self.deliver.in_flight.remove(&pkid) {
+                    self.ack_core(flight.tag);
+                }
+                self.release_held(out);
+            }
+            _ => {
+                tracing::debug!(client_id = %self.client_id, pkid, "PUBACK for no publish in flight")
+            }
+        }
+        Step::Continue
+    }
+
+    pub(super) fn on_pubrec(&mut self, pkid: u16, out: &mut Outbound<Packet>) -> Step {
+        let reason = match self.deliver.in_flight.get_mut(&pkid) {
+            Some(flight) if flight.stage == Stage::Rec => {
+                flight.stage = Stage::Comp;
+                let tag = flight.tag.take();
+                self.ack_core(tag);
+                PubRelReason::Success
+            }
+            Some(flight) if flight.stage == Stage::Comp => PubRelReason::Success,
+            _ if self.version == ProtocolVersion::V5 => PubRelReason::PacketIdentifierNotFound,
+            _ => PubRelReason::Success,
+        };
+        out.push(Packet::PubRel(PubRel { pkid, reason }, None));
+        Step::Continue
+    }
+
+    pub(super) fn on_pubcomp(&mut self, pkid: u16, out: &mut Outbound<Packet>) -> Step {
+        if self
+            .deliver
+            .in_flight
+            .get(&pkid)
+            .is_some_and(|f| f.stage == Stage::Comp)
+        {
+            self.deliver.in_flight.remove(&pkid);
+            self.release_held(out);
+        }
+        Step::Continue
+    }
+
+    pub(super) fn on_consumer_cancelled(
+        &mut self,
+        consumer: &ConsumerTag,
+        reason: CancelReason,
+        _out: &mut Outbound<Packet>,
+    ) -> Step {
+        tracing::warn!(client_id = %self.client_id, %consumer, ?reason, "the engine cancelled a consumer");
+        self.core.forget_consumer(consumer);
+        if self.subs.consumer.as_ref() == Some(consumer) {
+            self.subs.consumer = None;
+        } else {
+            self.subs.forget_shared(consumer);
+        }
+        Step::Continue
+    }
+
+    /// QoS 1/2 publishes in flight to the client.
+    pub fn in_flight(&self) -> usize {
+        self.deliver.in_flight.len()
+    }
+
+    /// Gives the session a copy of its connection's codec (version and limits set), to size
+    /// publishes before pushing them.
+    pub fn set_sizer(&mut self, codec: MqttCodec) {
+        self.deliver.sizer = Some(codec);
+    }
+
+    /// Deliveries dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.deliver.dropped
+    }
+}
