@@ -6,9 +6,14 @@
 //!   `Message` that still shares the original body [`Bytes`].
 //! - Header values are typed ([`FieldValue`], AMQP's field-table types); adapters that carry text only
 //!   stringify them with [`FieldValue::to_text`] rather than drop them.
+//! - [`Message::origin`] is gateway bookkeeping, never rendered by any adapter: no header,
+//!   property or frame field carries it to a client. An adapter sets it on publish to recognise
+//!   its own clients' messages at delivery (MQTT No Local); copies (fan-out, dead letters,
+//!   retained messages) keep it because they are clones.
 
 use bytes::Bytes;
 use std::fmt::Write as _;
+use std::sync::Arc;
 
 use crate::names::{ExchangeName, RoutingKeyText};
 
@@ -322,6 +327,24 @@ impl Properties {
     }
 }
 
+/// An opaque identity of whoever published a message, protocol-neutral: the adapter that sets it
+/// chooses the text (MQTT: a key per vhost and client id, so it survives reconnects of the same
+/// client id) and is the only one that compares it. Never rendered by any adapter.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Origin(Arc<str>);
+
+impl Origin {
+    /// An origin from the adapter's key.
+    pub fn new(key: impl Into<Arc<str>>) -> Self {
+        Self(key.into())
+    }
+
+    /// The key.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A published message. Build it, wrap it in an `Arc`, publish it; it never changes afterwards.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Message {
@@ -335,6 +358,9 @@ pub struct Message {
     pub headers: Headers,
     /// The payload, shared by every copy.
     pub body: Bytes,
+    /// Who published it, for adapters that must recognise their own clients' messages (MQTT No
+    /// Local). Never rendered by any adapter; `None` unless an adapter set it.
+    pub origin: Option<Origin>,
 }
 
 /// Fixed overhead charged per message on top of its variable parts.
@@ -349,6 +375,7 @@ impl Message {
             properties: Properties::default(),
             headers: Headers::new(),
             body: body.into(),
+            origin: None,
         }
     }
 
@@ -359,6 +386,10 @@ impl Message {
             + self.headers.weight()
             + self.properties.weight()
             + self.routing_key.len()
+            + self
+                .origin
+                .as_ref()
+                .map_or(0, |origin| origin.as_str().len())
             + MESSAGE_OVERHEAD
     }
 
@@ -400,6 +431,20 @@ mod tests {
         headers.insert("k", "third");
         assert_eq!(headers.len(), 1);
         assert_eq!(headers.get("k").and_then(FieldValue::as_str), Some("third"));
+    }
+
+    #[test]
+    fn origin_is_not_a_header_and_survives_clones() {
+        let mut message = Message::new(ExchangeName::default_exchange(), "k", "body");
+        let plain = message.weight();
+        message.origin = Some(Origin::new("mqtt:/:client"));
+        assert!(message.headers.is_empty());
+        assert_eq!(message.weight(), plain + "mqtt:/:client".len());
+        let copy = message.clone();
+        assert_eq!(
+            copy.origin.as_ref().map(Origin::as_str),
+            Some("mqtt:/:client")
+        );
     }
 
     #[test]

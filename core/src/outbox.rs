@@ -19,6 +19,7 @@ use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
+use std::time::Instant;
 use tokio::sync::mpsc;
 
 use crate::message::Message;
@@ -64,6 +65,10 @@ pub struct Delivery {
     pub delivery_count: u32,
     /// Bytes charged against the session's transit window until the event is taken.
     pub weight: usize,
+    /// When the message entered the queue it came from (the instant the queue was given with
+    /// it); a requeued message keeps its original time. Adapters subtract the time spent
+    /// queued from a message's expiry (MQTT 5 Message Expiry Interval).
+    pub enqueued_at: Instant,
 }
 
 /// Why a publish was not confirmed.
@@ -406,6 +411,7 @@ mod tests {
             redelivered: false,
             delivery_count: 0,
             weight,
+            enqueued_at: Instant::now(),
         })
     }
 

@@ -107,6 +107,7 @@ impl GatewayBuilder {
             users: Arc::clone(&settings.users),
             anonymous: settings.anonymous.clone(),
             limits: settings.limits.clone(),
+            mqtt: settings.mqtt.clone(),
         };
 
         // Bind everything first: a failure drops what was bound, and no loop has started.

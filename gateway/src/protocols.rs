@@ -12,6 +12,7 @@ use std::sync::Arc;
 use mqgate_core::auth::Users;
 use mqgate_core::broker::Broker;
 use mqgate_core::names::UserName;
+use mqgate_mqtt::MqttSettings;
 
 use crate::listener::ConnectionHandler;
 use crate::settings::Limits;
@@ -76,6 +77,8 @@ pub struct AdapterContext {
     pub anonymous: Option<UserName>,
     /// Connection and message limits.
     pub limits: Limits,
+    /// The MQTT adapter's settings (the `mqtt:` section).
+    pub mqtt: MqttSettings,
 }
 
 /// Builds an adapter's connection handler, once per listener.

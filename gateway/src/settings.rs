@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use mqgate_core::auth::Users;
 use mqgate_core::names::UserName;
+use mqgate_mqtt::MqttSettings;
 
 use crate::definitions::Definitions;
 use crate::protocols::Protocol;
@@ -49,6 +50,26 @@ impl Default for Limits {
             outbound_buffer_bytes: 32 * MIB,
             write_stall_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+/// Room for the topic and properties of an MQTT PUBLISH on top of its largest body: the
+/// default `mqtt.max_packet_size` is `limits.max_message_size` plus this.
+pub const MQTT_PACKET_OVERHEAD: usize = 64 * 1024;
+
+/// The largest packet MQTT can frame: a 4-byte remaining length (268 435 455) plus the fixed
+/// header.
+pub const MQTT_MAX_PACKET_SIZE: usize = 268_435_455 + 5;
+
+/// The MQTT adapter's settings when the config file says nothing: the adapter's defaults, with
+/// the largest packet sized from `limits.max_message_size`.
+pub fn default_mqtt_settings(limits: &Limits) -> MqttSettings {
+    MqttSettings {
+        max_packet_size: limits
+            .max_message_size
+            .saturating_add(MQTT_PACKET_OVERHEAD)
+            .min(MQTT_MAX_PACKET_SIZE),
+        ..MqttSettings::default()
     }
 }
 
@@ -106,14 +127,18 @@ pub struct Settings {
     pub anonymous: Option<UserName>,
     /// Vhosts, exchanges, queues and bindings declared at start.
     pub definitions: Definitions,
+    /// The MQTT adapter's limits and options (the `mqtt:` section).
+    pub mqtt: MqttSettings,
 }
 
 impl Default for Settings {
     /// No listeners, no TLS, no users, the vhost `/`, default limits.
     fn default() -> Self {
+        let limits = Limits::default();
         Self {
             log_filter: DEFAULT_LOG_FILTER.to_owned(),
-            limits: Limits::default(),
+            mqtt: default_mqtt_settings(&limits),
+            limits,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             tls: None,
             listeners: Vec::new(),
@@ -135,6 +160,7 @@ impl fmt::Debug for Settings {
             .field("users", &self.users.len())
             .field("anonymous", &self.anonymous)
             .field("definitions", &self.definitions)
+            .field("mqtt", &self.mqtt)
             .finish()
     }
 }

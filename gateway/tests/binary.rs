@@ -162,6 +162,28 @@ fn exit_status(child: Child) -> ExitStatus {
     wait_bounded(child).status
 }
 
+/// An MQTT 3.1.1 CONNECT: clean session, keepalive 60 s, empty client id, no user name.
+const MQTT_CONNECT: [u8; 14] = [0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02, 0, 60, 0, 0];
+
+/// Connects to the MQTT listener named in the ready line and expects CONNACK accepted (the
+/// client is anonymous, as `guest`, from loopback).
+fn mqtt_connack(ready: &str) -> [u8; 4] {
+    let addr = ready
+        .split("mqtt ")
+        .nth(1)
+        .and_then(|rest| rest.split([',', ' ']).next())
+        .unwrap_or_else(|| panic!("no mqtt listener in {ready}"));
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.write_all(&MQTT_CONNECT).unwrap();
+    let mut connack = [0u8; 4];
+    std::io::Read::read_exact(&mut stream, &mut connack).unwrap();
+    connack
+}
+
+/// The default file as shipped, with the MQTT listener moved to a free loopback port (1883
+/// may be taken on a test machine).
 #[test]
 fn runs_the_default_config_until_sigterm() {
     let workdir = TempDir::new("run");
@@ -169,6 +191,7 @@ fn runs_the_default_config_until_sigterm() {
     let mut child = mqgate()
         .arg("--config")
         .arg(default_config_path())
+        .env("MQGATE_LISTENERS__MQTT__PLAIN", "127.0.0.1:0")
         .current_dir(workdir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -197,7 +220,8 @@ fn runs_the_default_config_until_sigterm() {
     let startup = spawned.elapsed();
     // Reported, not asserted: CI machines vary.
     eprintln!("mqgate startup (spawn to `mqgate ready`): {startup:?}; line: {ready}");
-    assert!(ready.contains("listeners=none"), "{ready}");
+    assert!(ready.contains("listeners=mqtt 127.0.0.1:"), "{ready}");
+    assert_eq!(mqtt_connack(&ready), [0x20, 2, 0, 0], "CONNACK accepted");
 
     let pid = child.id().to_string();
     let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();

@@ -9,8 +9,11 @@ use std::time::Duration;
 
 use common::{default_config_path, Pki, TempDir};
 use mqgate::config::{load_with_env, ConfigError};
-use mqgate::{Gateway, StartError};
+use mqgate::protocols::Protocol;
+use mqgate::settings::default_mqtt_settings;
+use mqgate::{Gateway, ListenerSpec, StartError, Transport};
 use mqgate_core::names::VhostName;
+use mqgate_mqtt::settings::SessionOverflow;
 
 const GUEST_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$ZLzBH/JENDzgv3HsVusleA$EJYOCzR5knF0ytTRBH5BNqy+0vk1ENeNuYr1VtWQMck";
 
@@ -42,7 +45,18 @@ fn assert_error(error: &ConfigError, key: &str, message_part: &str) {
 #[test]
 fn default_config_parses_and_validates() {
     let settings = load_with_env(&default_config_path(), no_env()).unwrap();
-    assert!(settings.listeners.is_empty(), "no adapter has landed yet");
+    // MQTT on 1883, every interface (guest stays loopback-only); TLS only once configured.
+    assert_eq!(
+        settings.listeners,
+        vec![ListenerSpec {
+            protocol: Protocol::Mqtt,
+            transport: Transport::Plain,
+            addr: "0.0.0.0:1883".parse().unwrap(),
+        }]
+    );
+    // The mqtt section as shipped states the adapter's defaults.
+    assert_eq!(settings.mqtt, default_mqtt_settings(&settings.limits));
+    assert_eq!(settings.mqtt.max_packet_size, 16 * 1024 * 1024 + 64 * 1024);
     assert!(settings.tls.is_none());
     assert_eq!(settings.log_filter, "info");
     assert_eq!(settings.limits, mqgate::Limits::default());
@@ -360,4 +374,183 @@ fn missing_or_unparsable_file_is_reported() {
         error.to_string().starts_with("config error: cannot load"),
         "{error}"
     );
+}
+
+#[test]
+fn mqtt_section_maps_onto_the_adapter_settings() {
+    let dir = TempDir::new("mqtt");
+    let path = dir.write(
+        "mqgate.yaml",
+        "limits:\n  max_message_size: 1000\nvhosts:\n  - name: /\n  - name: iot\nmqtt:\n  vhost: iot\n  receive_maximum: 10\n  default_inflight: 5\n  max_keepalive_secs: 120\n  topic_alias_maximum: 0\n  max_client_id_length: 64\n  max_subscriptions: 7\n  session_queue_length: 100\n  session_overflow: reject-publish\n  max_persistent_sessions: 3\n  max_session_expiry_secs: 3600\n  max_retained_per_subscribe: 9\n  takeover_timeout_ms: 250\n  certificate_login: false\n",
+    );
+    let mqtt = load_with_env(&path, no_env()).unwrap().mqtt;
+    assert_eq!(mqtt.vhost, "iot");
+    // Derived from limits.max_message_size when not set.
+    assert_eq!(mqtt.max_packet_size, 1000 + 64 * 1024);
+    assert_eq!(mqtt.receive_maximum, 10);
+    assert_eq!(mqtt.default_inflight, 5);
+    assert_eq!(mqtt.max_keepalive, 120);
+    assert_eq!(mqtt.topic_alias_maximum, 0);
+    assert_eq!(mqtt.max_client_id_len, 64);
+    assert_eq!(mqtt.max_subscriptions, 7);
+    assert_eq!(mqtt.session_queue_length, 100);
+    assert_eq!(mqtt.session_overflow, SessionOverflow::RejectPublish);
+    assert_eq!(mqtt.max_persistent_sessions, 3);
+    assert_eq!(mqtt.max_session_expiry, Duration::from_secs(3600));
+    assert_eq!(mqtt.max_retained_per_subscribe, 9);
+    assert_eq!(mqtt.takeover_timeout, Duration::from_millis(250));
+    assert!(!mqtt.certificate_login);
+}
+
+#[test]
+fn mqtt_environment_overrides() {
+    let env = HashMap::from([
+        (
+            "MQGATE_MQTT__SESSION_QUEUE_LENGTH".to_owned(),
+            "42".to_owned(),
+        ),
+        (
+            "MQGATE_MQTT__SESSION_OVERFLOW".to_owned(),
+            "reject-publish".to_owned(),
+        ),
+        (
+            "MQGATE_MQTT__MAX_PACKET_SIZE".to_owned(),
+            "65536".to_owned(),
+        ),
+        (
+            "MQGATE_MQTT__CERTIFICATE_LOGIN".to_owned(),
+            "false".to_owned(),
+        ),
+        (
+            "MQGATE_LISTENERS__MQTT__PLAIN".to_owned(),
+            "127.0.0.1:0".to_owned(),
+        ),
+    ]);
+    let settings = load_with_env(&default_config_path(), env).unwrap();
+    assert_eq!(settings.mqtt.session_queue_length, 42);
+    assert_eq!(
+        settings.mqtt.session_overflow,
+        SessionOverflow::RejectPublish
+    );
+    assert_eq!(settings.mqtt.max_packet_size, 65536);
+    assert!(!settings.mqtt.certificate_login);
+    assert_eq!(settings.listeners[0].addr, "127.0.0.1:0".parse().unwrap());
+
+    let env = HashMap::from([("MQGATE_MQTT__RECEIVE_MAXIMUM".to_owned(), "many".to_owned())]);
+    let error = load_with_env(&default_config_path(), env).unwrap_err();
+    assert_error(&error, "mqtt.receive_maximum", "\"many\"");
+    let env = HashMap::from([("MQGATE_MQTT__MAX_QOS".to_owned(), "1".to_owned())]);
+    let error = load_with_env(&default_config_path(), env).unwrap_err();
+    assert_error(&error, "mqtt.max_qos", "unknown field `max_qos`");
+}
+
+#[test]
+fn bad_mqtt_values_are_named() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "mqtt:\n  max_packet_size: 100\n",
+            "mqtt.max_packet_size",
+            "at least 1024",
+        ),
+        (
+            "mqtt:\n  max_packet_size: 300000000\n",
+            "mqtt.max_packet_size",
+            "at most 268435460",
+        ),
+        (
+            "mqtt:\n  receive_maximum: 0\n",
+            "mqtt.receive_maximum",
+            "at least 1",
+        ),
+        (
+            "mqtt:\n  receive_maximum: 65536\n",
+            "mqtt.receive_maximum",
+            "at most 65535",
+        ),
+        (
+            "mqtt:\n  default_inflight: 0\n",
+            "mqtt.default_inflight",
+            "at least 1",
+        ),
+        (
+            "mqtt:\n  max_keepalive_secs: 70000\n",
+            "mqtt.max_keepalive_secs",
+            "at most 65535",
+        ),
+        (
+            "mqtt:\n  topic_alias_maximum: -1\n",
+            "mqtt.topic_alias_maximum",
+            "-1",
+        ),
+        (
+            "mqtt:\n  max_client_id_length: 22\n",
+            "mqtt.max_client_id_length",
+            "at least 23",
+        ),
+        (
+            "mqtt:\n  max_subscriptions: 0\n",
+            "mqtt.max_subscriptions",
+            "at least 1",
+        ),
+        (
+            "mqtt:\n  session_queue_length: 0\n",
+            "mqtt.session_queue_length",
+            "at least 1",
+        ),
+        (
+            "mqtt:\n  session_queue_length: 5000000000\n",
+            "mqtt.session_queue_length",
+            "at most 4294967295",
+        ),
+        (
+            "mqtt:\n  session_overflow: drop-tail\n",
+            "mqtt.session_overflow",
+            "'drop-tail' is neither drop-head nor reject-publish",
+        ),
+        (
+            "mqtt:\n  max_persistent_sessions: 0\n",
+            "mqtt.max_persistent_sessions",
+            "at least 1",
+        ),
+        (
+            "mqtt:\n  max_session_expiry_secs: 4294967296\n",
+            "mqtt.max_session_expiry_secs",
+            "at most 4294967295",
+        ),
+        (
+            "mqtt:\n  max_retained_per_subscribe: 0\n",
+            "mqtt.max_retained_per_subscribe",
+            "at least 1",
+        ),
+        (
+            "mqtt:\n  takeover_timeout_ms: 0\n",
+            "mqtt.takeover_timeout_ms",
+            "at least 1",
+        ),
+        (
+            "mqtt:\n  certificate_login: yes\n",
+            "mqtt.certificate_login",
+            "true or false",
+        ),
+        (
+            "mqtt:\n  receive_maximum: 1.5\n",
+            "mqtt.receive_maximum",
+            "floating point",
+        ),
+        (
+            "mqtt:\n  vhost: /iot\n",
+            "mqtt.vhost",
+            "not declared in vhosts",
+        ),
+        ("mqtt:\n  vhost: \"\"\n", "mqtt.vhost", "cannot be empty"),
+        (
+            "mqtt:\n  max_inflight: 5\n",
+            "mqtt.max_inflight",
+            "unknown field `max_inflight`",
+        ),
+    ];
+    for (index, (yaml, key, message)) in cases.iter().enumerate() {
+        let error = load_error(&format!("mqtt-{index}"), yaml);
+        assert_error(&error, key, message);
+    }
 }

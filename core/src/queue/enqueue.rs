@@ -149,6 +149,7 @@ impl Queue {
             level,
             expires_at,
             delivery_count: 0,
+            enqueued_at: now,
             stored,
         });
         self.dispatch(state, deferred);

@@ -109,6 +109,7 @@ impl Queue {
             redelivered: entry.delivery_count > 0,
             delivery_count: entry.delivery_count,
             weight: 0,
+            enqueued_at: entry.enqueued_at,
         };
         entry.delivery_count = entry.delivery_count.saturating_add(1);
         Metrics::bump(&self.env.metrics.delivered);

@@ -29,6 +29,8 @@ pub(super) struct Entry {
     pub(super) expires_at: Option<Instant>,
     /// How many times it was handed out.
     pub(super) delivery_count: u32,
+    /// When it entered this queue; kept across requeues.
+    pub(super) enqueued_at: Instant,
     /// True if storage holds it (persistent message on a durable queue).
     pub(super) stored: bool,
 }
@@ -177,6 +179,7 @@ mod tests {
             level,
             expires_at,
             delivery_count: 0,
+            enqueued_at: Instant::now(),
             stored: false,
         }
     }

@@ -5,15 +5,12 @@
 
 use std::sync::Arc;
 
-use mqgate_mqtt::{MqttContext, MqttSettings};
+use mqgate_mqtt::MqttContext;
 use mqgate_session::DriverConfig;
 use tokio_util::sync::CancellationToken;
 
 use crate::listener::{AsyncStream, BoxFuture, ConnectionHandler, ConnectionMeta};
 use crate::protocols::AdapterContext;
-
-/// Room for the topic and properties of a PUBLISH on top of its largest body.
-const PACKET_OVERHEAD: usize = 64 * 1024;
 
 /// Serves MQTT connections.
 #[derive(Debug)]
@@ -22,7 +19,8 @@ pub struct MqttHandler {
 }
 
 impl MqttHandler {
-    /// A handler on the gateway's engine, users and limits.
+    /// A handler on the gateway's engine, users, limits and MQTT settings (whose
+    /// `max_packet_size` the config derives from `limits.max_message_size` unless set).
     pub fn new(context: &AdapterContext) -> Self {
         let limits = &context.limits;
         let driver = DriverConfig {
@@ -31,16 +29,12 @@ impl MqttHandler {
             write_stall_timeout: limits.write_stall_timeout,
             ..DriverConfig::default()
         };
-        let settings = MqttSettings {
-            max_packet_size: limits.max_message_size.saturating_add(PACKET_OVERHEAD),
-            ..MqttSettings::default()
-        };
         Self {
             ctx: MqttContext::new(
                 Arc::clone(&context.broker),
                 Arc::clone(&context.users),
                 context.anonymous.clone(),
-                settings,
+                context.mqtt.clone(),
                 driver,
             ),
         }

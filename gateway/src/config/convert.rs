@@ -11,8 +11,12 @@ use mqgate_core::declare::{BindingDeclaration, ExchangeDeclaration};
 use mqgate_core::message::{FieldValue, Headers};
 use mqgate_core::names::{ExchangeName, QueueName, UserName, VhostName};
 
+use mqgate_mqtt::settings::SessionOverflow;
+use mqgate_mqtt::MqttSettings;
+
 use super::raw::{
-    RawArgument, RawBinding, RawConfig, RawExchange, RawListeners, RawQueue, RawTls, RawUser,
+    RawArgument, RawBinding, RawConfig, RawExchange, RawListeners, RawMqtt, RawQueue, RawTls,
+    RawUser,
 };
 use super::ConfigError;
 use crate::definitions::{
@@ -21,7 +25,8 @@ use crate::definitions::{
 };
 use crate::protocols::{not_landed_reason, Protocol};
 use crate::settings::{
-    Limits, ListenerSpec, Settings, Transport, DEFAULT_DRAIN_TIMEOUT, DEFAULT_LOG_FILTER,
+    default_mqtt_settings, Limits, ListenerSpec, Settings, Transport, DEFAULT_DRAIN_TIMEOUT,
+    DEFAULT_LOG_FILTER, MQTT_MAX_PACKET_SIZE,
 };
 use crate::tls::{self, TlsFiles};
 
@@ -40,6 +45,7 @@ pub(super) fn settings(raw: RawConfig, base_dir: &Path) -> Result<Settings> {
     let vhosts = vhosts(raw.vhosts)?;
     let users = users(raw.users.unwrap_or_default(), &vhosts)?;
     let anonymous = anonymous(raw.auth.and_then(|auth| auth.anonymous), &users)?;
+    let mqtt = mqtt(raw.mqtt.unwrap_or_default(), &limits, &vhosts)?;
     let definitions = Definitions {
         exchanges: enumerate("exchanges", raw.exchanges, |key, raw| {
             exchange(key, raw, &vhosts)
@@ -59,6 +65,7 @@ pub(super) fn settings(raw: RawConfig, base_dir: &Path) -> Result<Settings> {
         users: Arc::new(users),
         anonymous,
         definitions,
+        mqtt,
     })
 }
 
@@ -157,6 +164,164 @@ fn limits(raw: super::raw::RawLimits) -> Result<Limits> {
             raw.write_stall_timeout_ms,
             defaults.write_stall_timeout,
         )?,
+    })
+}
+
+/// A count that fits a `u16`, at least `min`.
+fn small_count(key: &str, value: Option<u64>, default: u16, min: u16) -> Result<u16> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    match u16::try_from(value) {
+        Ok(value) if value >= min => Ok(value),
+        Ok(_) => Err(ConfigError::new(
+            key,
+            format!("must be at least {min}, not {value}"),
+        )),
+        Err(_) => Err(ConfigError::new(
+            key,
+            format!("must be at most {}, not {value}", u16::MAX),
+        )),
+    }
+}
+
+/// The smallest `mqtt.max_packet_size`: a CONNECT with a long client id and credentials fits.
+const MIN_MQTT_PACKET_SIZE: u64 = 1024;
+
+/// MQTT 3.1.1 (section 3.1.3.1): a server must accept client identifiers of 1 to 23 bytes.
+const MIN_MQTT_CLIENT_ID_LENGTH: u64 = 23;
+
+/// The `mqtt:` section onto the adapter's settings; absent keys take the adapter's defaults
+/// (the largest packet: `limits.max_message_size` plus room for topic and properties).
+fn mqtt(raw: RawMqtt, limits: &Limits, vhosts: &[VhostName]) -> Result<MqttSettings> {
+    let defaults = default_mqtt_settings(limits);
+    let vhost = match raw.vhost {
+        None => defaults.vhost.clone(),
+        Some(name) => {
+            let key = "mqtt.vhost";
+            let vhost = vhost_name(key, &name)?;
+            if !vhosts.contains(&vhost) {
+                return Err(ConfigError::new(
+                    key,
+                    format!("vhost '{vhost}' is not declared in vhosts"),
+                ));
+            }
+            name
+        }
+    };
+    let max_packet_size = amount(
+        "mqtt.max_packet_size",
+        raw.max_packet_size,
+        defaults.max_packet_size,
+        MIN_MQTT_PACKET_SIZE,
+    )?;
+    if max_packet_size > MQTT_MAX_PACKET_SIZE {
+        return Err(ConfigError::new(
+            "mqtt.max_packet_size",
+            format!(
+                "must be at most {MQTT_MAX_PACKET_SIZE} (MQTT's largest packet), not {max_packet_size}"
+            ),
+        ));
+    }
+    let session_overflow = match raw.session_overflow.as_deref() {
+        None => defaults.session_overflow,
+        Some("drop-head") => SessionOverflow::DropHead,
+        Some("reject-publish") => SessionOverflow::RejectPublish,
+        Some(other) => {
+            return Err(ConfigError::new(
+                "mqtt.session_overflow",
+                format!("'{other}' is neither drop-head nor reject-publish"),
+            ))
+        }
+    };
+    let session_queue_length = match raw.session_queue_length {
+        None => defaults.session_queue_length,
+        Some(0) => {
+            return Err(ConfigError::new(
+                "mqtt.session_queue_length",
+                "must be at least 1, not 0",
+            ))
+        }
+        Some(value) => u32::try_from(value).map_err(|_| {
+            ConfigError::new(
+                "mqtt.session_queue_length",
+                format!("must be at most {}, not {value}", u32::MAX),
+            )
+        })?,
+    };
+    let max_session_expiry = match raw.max_session_expiry_secs {
+        None => defaults.max_session_expiry,
+        Some(secs) if secs > u64::from(u32::MAX) => {
+            return Err(ConfigError::new(
+                "mqtt.max_session_expiry_secs",
+                format!(
+                    "must be at most {} (MQTT's largest session expiry), not {secs}",
+                    u32::MAX
+                ),
+            ))
+        }
+        Some(secs) => Duration::from_secs(secs),
+    };
+    Ok(MqttSettings {
+        vhost,
+        max_packet_size,
+        receive_maximum: small_count(
+            "mqtt.receive_maximum",
+            raw.receive_maximum,
+            defaults.receive_maximum,
+            1,
+        )?,
+        default_inflight: small_count(
+            "mqtt.default_inflight",
+            raw.default_inflight,
+            defaults.default_inflight,
+            1,
+        )?,
+        max_keepalive: small_count(
+            "mqtt.max_keepalive_secs",
+            raw.max_keepalive_secs,
+            defaults.max_keepalive,
+            0,
+        )?,
+        topic_alias_maximum: small_count(
+            "mqtt.topic_alias_maximum",
+            raw.topic_alias_maximum,
+            defaults.topic_alias_maximum,
+            0,
+        )?,
+        max_client_id_len: amount(
+            "mqtt.max_client_id_length",
+            raw.max_client_id_length,
+            defaults.max_client_id_len,
+            MIN_MQTT_CLIENT_ID_LENGTH,
+        )?,
+        max_subscriptions: amount(
+            "mqtt.max_subscriptions",
+            raw.max_subscriptions,
+            defaults.max_subscriptions,
+            1,
+        )?,
+        session_queue_length,
+        session_overflow,
+        max_persistent_sessions: amount(
+            "mqtt.max_persistent_sessions",
+            raw.max_persistent_sessions,
+            defaults.max_persistent_sessions,
+            1,
+        )?,
+        max_session_expiry,
+        max_retained_per_subscribe: amount(
+            "mqtt.max_retained_per_subscribe",
+            raw.max_retained_per_subscribe,
+            defaults.max_retained_per_subscribe,
+            1,
+        )?,
+        takeover_timeout: millis(
+            "mqtt.takeover_timeout_ms",
+            raw.takeover_timeout_ms,
+            defaults.takeover_timeout,
+        )?,
+        certificate_login: raw.certificate_login.unwrap_or(defaults.certificate_login),
     })
 }
 

@@ -19,6 +19,7 @@ pub struct RawConfig {
     pub tls: Option<RawTls>,
     pub listeners: Option<RawListeners>,
     pub auth: Option<RawAuth>,
+    pub mqtt: Option<RawMqtt>,
     pub users: Option<Vec<RawUser>>,
     pub vhosts: Option<Vec<RawVhost>>,
     pub exchanges: Option<Vec<RawExchange>>,
@@ -72,6 +73,27 @@ pub struct RawListeners {
 pub struct RawListener {
     pub plain: Option<String>,
     pub tls: Option<String>,
+}
+
+/// The MQTT adapter's limits (`mqtt:`), onto `mqgate_mqtt::MqttSettings`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMqtt {
+    pub vhost: Option<String>,
+    pub max_packet_size: Option<u64>,
+    pub receive_maximum: Option<u64>,
+    pub default_inflight: Option<u64>,
+    pub max_keepalive_secs: Option<u64>,
+    pub topic_alias_maximum: Option<u64>,
+    pub max_client_id_length: Option<u64>,
+    pub max_subscriptions: Option<u64>,
+    pub session_queue_length: Option<u64>,
+    pub session_overflow: Option<String>,
+    pub max_persistent_sessions: Option<u64>,
+    pub max_session_expiry_secs: Option<u64>,
+    pub max_retained_per_subscribe: Option<u64>,
+    pub takeover_timeout_ms: Option<u64>,
+    pub certificate_login: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -9,13 +9,19 @@
 //! - A live entry is removed only by the connection that holds it ([`LiveHandle`]'s drop), so a
 //!   late close of an older connection never removes the newer one.
 //! - Persistent session records are bounded by `max_records`; expired ones are dropped when
-//!   looked up.
+//!   looked up, and by the adapter's sweep ([`Registry::take_expired`]), which also deletes their
+//!   queues. A record's packet ids awaiting PUBCOMP are bounded by the in-flight window the
+//!   session had (at most our Receive Maximum).
+//! - Delayed wills (v5 Will Delay Interval): at most one timer per session key and at most
+//!   `max_records` in all; a new claim of the key cancels the pending will before anything else.
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mqgate_core::message::Origin;
 use mqgate_core::names::{ConnectionId, VhostName};
 use parking_lot::Mutex;
 use rumqttd::protocol::QoS;
@@ -53,6 +59,15 @@ pub struct SessionKey {
     pub client: ClientId,
 }
 
+impl SessionKey {
+    /// The core message origin of this session's publishes (for No Local): the same for every
+    /// connection of the client id, never shown to any client.
+    pub fn origin(&self) -> Origin {
+        // Client ids and vhost names never contain U+0000, so the key is unambiguous.
+        Origin::new(format!("mqtt\0{}\0{}", self.vhost, self.client))
+    }
+}
+
 /// What the registry tells a live session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Control {
@@ -88,6 +103,9 @@ pub struct SessionRecord {
     pub expiry: Duration,
     /// When its client went away (`None` while connected).
     pub offline_since: Option<Instant>,
+    /// Packet ids of QoS 2 deliveries acknowledged with PUBREC but not yet PUBCOMP, in the
+    /// order they were sent: their PUBREL is resent on resume.
+    pub awaiting_pubcomp: Vec<u16>,
 }
 
 impl SessionRecord {
@@ -107,6 +125,8 @@ struct LiveEntry {
 pub struct Registry {
     live: Mutex<HashMap<SessionKey, LiveEntry>>,
     records: Mutex<HashMap<SessionKey, SessionRecord>>,
+    wills: Mutex<HashMap<SessionKey, (u64, CancellationToken)>>,
+    next_will: AtomicU64,
     max_records: usize,
 }
 
@@ -115,6 +135,7 @@ impl fmt::Debug for Registry {
         f.debug_struct("Registry")
             .field("live", &self.live.lock().len())
             .field("records", &self.records.lock().len())
+            .field("delayed_wills", &self.wills.lock().len())
             .finish()
     }
 }
@@ -136,12 +157,19 @@ impl Registry {
         Arc::new(Self {
             live: Mutex::new(HashMap::new()),
             records: Mutex::new(HashMap::new()),
+            wills: Mutex::new(HashMap::new()),
+            next_will: AtomicU64::new(1),
             max_records,
         })
     }
 
     /// Claims `key` for `connection`, telling a previous holder it is taken over.
+    /// A delayed will of the key is cancelled: the client came back in time.
     pub fn claim(self: &Arc<Self>, key: SessionKey, connection: ConnectionId) -> Claim {
+        if let Some((_, will)) = self.wills.lock().remove(&key) {
+            tracing::debug!(client_id = %key.client, "client reconnected: delayed will cancelled");
+            will.cancel();
+        }
         let (control, receiver) = mpsc::channel(2);
         let closed = CancellationToken::new();
         let previous = self.live.lock().insert(
@@ -185,6 +213,21 @@ impl Registry {
         (!record.expired(now)).then_some(record)
     }
 
+    /// Removes the records that have expired and returns their keys, so the caller can free
+    /// what those sessions held in the engine (their queues).
+    pub fn take_expired(&self, now: Instant) -> Vec<SessionKey> {
+        let mut records = self.records.lock();
+        let expired: Vec<SessionKey> = records
+            .iter()
+            .filter(|(_, record)| record.expired(now))
+            .map(|(key, _)| key.clone())
+            .collect();
+        for key in &expired {
+            records.remove(key);
+        }
+        expired
+    }
+
     /// True if `key` has a record that has not expired.
     pub fn has_record(&self, key: &SessionKey, now: Instant) -> bool {
         self.records
@@ -217,6 +260,65 @@ impl Registry {
     pub fn discard_record(&self, key: &SessionKey) {
         self.records.lock().remove(key);
     }
+
+    /// Publishes a will after `delay` (v5 Will Delay Interval, already capped by the session
+    /// expiry) unless the key is claimed again first. Runs `publish` at once when the delay is
+    /// zero, when no tokio runtime is running, or when `max_records` wills already wait.
+    /// Returns true if the will was deferred.
+    pub fn schedule_will<F>(self: &Arc<Self>, key: SessionKey, delay: Duration, publish: F) -> bool
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let runtime = tokio::runtime::Handle::try_current();
+        let token = CancellationToken::new();
+        let id = self.next_will.fetch_add(1, Ordering::Relaxed);
+        let deferred = match runtime {
+            Ok(runtime) if !delay.is_zero() => {
+                let mut wills = self.wills.lock();
+                if wills.len() >= self.max_records && !wills.contains_key(&key) {
+                    None
+                } else {
+                    if let Some((_, previous)) = wills.insert(key.clone(), (id, token.clone())) {
+                        previous.cancel();
+                    }
+                    Some(runtime)
+                }
+            }
+            _ => None,
+        };
+        let Some(runtime) = deferred else {
+            publish();
+            return false;
+        };
+        let registry = Arc::downgrade(self);
+        // The deadline is taken now, not when the task first runs.
+        let deadline = tokio::time::Instant::now() + delay;
+        runtime.spawn(async move {
+            tokio::select! {
+                () = token.cancelled() => {}
+                () = tokio::time::sleep_until(deadline) => {
+                    // Only the timer still registered for the key may publish.
+                    let current = registry.upgrade().is_some_and(|registry| {
+                        let mut wills = registry.wills.lock();
+                        let mine = wills.get(&key).is_some_and(|(current, _)| *current == id);
+                        if mine {
+                            wills.remove(&key);
+                        }
+                        mine
+                    });
+                    if current && !token.is_cancelled() {
+                        publish();
+                    }
+                }
+            }
+        });
+        true
+    }
+
+    /// Number of wills waiting for their delay.
+    pub fn delayed_wills(&self) -> usize {
+        self.wills.lock().len()
+    }
 }
 
 /// A connection's hold on its client id. Dropping it releases the id (if still held by this
@@ -238,6 +340,11 @@ impl LiveHandle {
     /// The registry.
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
+    }
+
+    /// True while this connection still holds the client id (false once taken over).
+    pub fn is_current(&self) -> bool {
+        self.registry.holder(&self.key) == Some(self.connection)
     }
 }
 
@@ -289,6 +396,7 @@ mod tests {
             subscriptions: Vec::new(),
             expiry,
             offline_since: Some(Instant::now()),
+            awaiting_pubcomp: Vec::new(),
         };
         assert!(registry.store_record(key("a"), record(Duration::from_secs(60))));
         assert!(!registry.store_record(key("b"), record(Duration::from_secs(60))));

@@ -18,6 +18,7 @@ use tracing::Instrument;
 use crate::codec::MqttCodec;
 use crate::handshake::MqttHandshake;
 use crate::registry::Registry;
+use crate::session::session_queue_name;
 use crate::settings::MqttSettings;
 
 /// What every MQTT connection of one adapter shares.
@@ -47,16 +48,75 @@ impl MqttContext {
         driver: DriverConfig,
     ) -> Self {
         let registry = Registry::new(settings.max_persistent_sessions);
-        Self {
+        let context = Self {
             broker,
             users,
             anonymous,
             settings: Arc::new(settings),
             registry,
             driver,
-        }
+        };
+        context.spawn_expiry_sweep();
+        context
+    }
+
+    /// Ends the persistent sessions whose expiry passed while their client was away.
+    pub fn sweep_expired_sessions(&self, now: std::time::Instant) -> usize {
+        sweep_expired_sessions(&self.registry, &self.broker, now)
+    }
+
+    /// Sweeps every [`EXPIRY_SWEEP_INTERVAL`] while the registry and the broker live (the task
+    /// holds only weak references, so dropping the adapter ends it). Without a Tokio runtime
+    /// (session scripts) there is no sweep; callers sweep by hand.
+    fn spawn_expiry_sweep(&self) {
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let registry = Arc::downgrade(&self.registry);
+        let broker = Arc::downgrade(&self.broker);
+        runtime.spawn(async move {
+            let mut interval = tokio::time::interval(EXPIRY_SWEEP_INTERVAL);
+            loop {
+                interval.tick().await;
+                let (Some(registry), Some(broker)) = (registry.upgrade(), broker.upgrade()) else {
+                    return;
+                };
+                sweep_expired_sessions(&registry, &broker, std::time::Instant::now());
+            }
+        });
     }
 }
+
+/// Ends the persistent sessions whose expiry passed while their client was away: forgets their
+/// records and deletes their queues (with what they held). Returns how many ended.
+pub fn sweep_expired_sessions(
+    registry: &Registry,
+    broker: &Broker,
+    now: std::time::Instant,
+) -> usize {
+    let expired = registry.take_expired(now);
+    for key in &expired {
+        let (Some(vhost), Ok(queue)) = (broker.vhost(&key.vhost), session_queue_name(&key.client))
+        else {
+            continue;
+        };
+        match vhost.delete_queue(&queue, None, false, false) {
+            Ok(dropped) => tracing::info!(
+                client_id = %key.client,
+                vhost = %key.vhost,
+                messages = dropped,
+                "persistent session expired"
+            ),
+            Err(error) => {
+                tracing::debug!(client_id = %key.client, %error, "expired session had no queue");
+            }
+        }
+    }
+    expired.len()
+}
+
+/// How often persistent sessions past their expiry are ended.
+pub const EXPIRY_SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Serves one MQTT connection until it closes, and reports why.
 ///

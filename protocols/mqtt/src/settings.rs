@@ -10,7 +10,7 @@ use mqgate_core::queue::Overflow;
 
 /// What a persistent session's queue does when it is full while its client is offline (or slow).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OfflineOverflow {
+pub enum SessionOverflow {
     /// Drop the oldest message (RabbitMQ's `drop-head`, Mosquitto's behaviour).
     DropHead,
     /// Refuse new messages: the publisher's PUBACK carries 0x97 (v5) or its connection closes
@@ -18,12 +18,12 @@ pub enum OfflineOverflow {
     RejectPublish,
 }
 
-impl OfflineOverflow {
+impl SessionOverflow {
     /// The core queue's overflow policy for this choice.
     pub fn core_policy(self) -> Overflow {
         match self {
-            OfflineOverflow::DropHead => Overflow::DropHead,
-            OfflineOverflow::RejectPublish => Overflow::RejectPublish,
+            SessionOverflow::DropHead => Overflow::DropHead,
+            SessionOverflow::RejectPublish => Overflow::RejectPublish,
         }
     }
 }
@@ -52,10 +52,11 @@ pub struct MqttSettings {
     pub max_client_id_len: usize,
     /// Subscriptions one session may hold: 1024 (more get SUBACK 0x97 / 0x80).
     pub max_subscriptions: usize,
-    /// Messages one persistent session's queue keeps (`x-max-length`): 10 000.
-    pub offline_queue_length: u32,
+    /// Messages one session's queue keeps beyond those in flight (`x-max-length`), live or
+    /// offline: 10 000.
+    pub session_queue_length: u32,
     /// What happens when that queue is full: drop-head.
-    pub offline_overflow: OfflineOverflow,
+    pub session_overflow: SessionOverflow,
     /// Persistent sessions kept by the registry: 100 000 (more are refused with server busy /
     /// server unavailable).
     pub max_persistent_sessions: usize,
@@ -82,8 +83,8 @@ impl Default for MqttSettings {
             topic_alias_maximum: 64,
             max_client_id_len: 256,
             max_subscriptions: 1024,
-            offline_queue_length: 10_000,
-            offline_overflow: OfflineOverflow::DropHead,
+            session_queue_length: 10_000,
+            session_overflow: SessionOverflow::DropHead,
             max_persistent_sessions: 100_000,
             max_session_expiry: Duration::from_secs(7 * 24 * 3600),
             max_retained_per_subscribe: 1000,

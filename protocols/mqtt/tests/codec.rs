@@ -675,6 +675,40 @@ mod codec_invalid {
     }
 
     #[test]
+    fn too_large_connect_still_tells_the_version() {
+        // MQTT 5: the version is read from the first body bytes, so the refusal can be a v5
+        // CONNACK 0x95; the codec waits for those bytes (at most 9), not for the body.
+        let mut codec = MqttCodec::new(LIMIT);
+        let mut src = BytesMut::from(&[0x10, 0xFF, 0xFF, 0xFF, 0x7F, 0, 4][..]);
+        assert!(codec.decode(&mut src).unwrap().is_none());
+        src.extend_from_slice(b"MQTT\x05");
+        let error = invalid(codec.decode(&mut src).unwrap().unwrap());
+        assert_eq!(error.reason_code(), 0x95);
+        assert_eq!(codec.version(), Some(ProtocolVersion::V5));
+        // An unsupported name is refused at once, version unknown.
+        let mut codec = MqttCodec::new(LIMIT);
+        let error = invalid(decode_one(
+            &mut codec,
+            &[0x10, 0xFF, 0xFF, 0xFF, 0x7F, 0, 9],
+        ));
+        assert_eq!(error.reason_code(), 0x95);
+        assert_eq!(codec.version(), None);
+    }
+
+    #[test]
+    fn level_5_under_another_name_is_answered_in_v5_form() {
+        let mut codec = MqttCodec::new(LIMIT);
+        let error = invalid(decode_one(
+            &mut codec,
+            &[
+                0x10, 0x0D, 0, 4, b'M', b'Q', b'T', b'X', 5, 2, 0, 60, 0, 0, 0,
+            ],
+        ));
+        assert_eq!(error.reason_code(), 0x84);
+        assert_eq!(codec.version(), Some(ProtocolVersion::V5));
+    }
+
+    #[test]
     fn remaining_length_over_four_bytes() {
         let error = refused(
             ProtocolVersion::V3_1_1,
@@ -834,12 +868,12 @@ mod codec_invalid {
             &[0xA2, 0x08, 0, 1, 2, 0x0B, 1, 0, 1, b'a'],
             0x82,
         );
-        // Topic Alias 0.
-        refused(
-            ProtocolVersion::V5,
+        // Topic Alias 0 passes the codec: the session refuses it with DISCONNECT 0x94.
+        let mut codec = connected(ProtocolVersion::V5);
+        packet(decode_one(
+            &mut codec,
             &[0x30, 0x07, 0, 1, b't', 3, 0x23, 0, 0],
-            0x82,
-        );
+        ));
     }
 
     #[test]

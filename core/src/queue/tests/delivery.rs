@@ -318,3 +318,28 @@ fn get_returns_the_head_and_the_count_left() {
     assert!(again.redelivered);
     assert_eq!(queue.stats().unacked, 0);
 }
+
+#[test]
+fn deliveries_carry_the_enqueue_time_and_requeues_keep_it() {
+    let h = Harness::new();
+    let queue = h.queue(&[]);
+    publish(&queue, "a", h.at(5));
+    let mut client = Client::new(1);
+    queue
+        .consume(client.spec("c", AckMode::Manual, 1), h.at(9))
+        .unwrap();
+    let first = client.deliveries();
+    assert_eq!(
+        first[0].enqueued_at,
+        h.at(5),
+        "the publish instant, not the consume"
+    );
+    client.nack(first[0].tag, true);
+    let again = client.deliveries();
+    assert!(again[0].redelivered);
+    assert_eq!(
+        again[0].enqueued_at,
+        h.at(5),
+        "a requeue keeps the original time"
+    );
+}

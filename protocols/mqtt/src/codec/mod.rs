@@ -6,7 +6,8 @@
 //!
 //! Invariants:
 //! - **Bounded buffer.** The size limit is checked from the fixed header, before the body is
-//!   buffered: the read buffer holds at most one incomplete packet no larger than the limit.
+//!   buffered: the read buffer holds at most one incomplete packet no larger than the limit (a
+//!   too-large CONNECT waits for at most 9 body bytes, its protocol name and level, first).
 //! - **Cancel-safe.** All partial state is the `BytesMut`; [`MqttCodec`] keeps none between calls
 //!   but the negotiated version, the limits and the poison flag.
 //! - **Bad input is an item.** [`Inbound::Invalid`] lets the session answer in protocol; the decoder
@@ -142,6 +143,16 @@ impl MqttCodec {
         let header_len = 1 + length_len;
         let size = header_len + remaining;
         if size > self.max_incoming {
+            // A CONNECT too large to read still names its version in its first few bytes: wait
+            // for them (at most 9), so an MQTT 5 client is refused with CONNACK 0x95 in its own
+            // form rather than a bare close.
+            if byte1 >> 4 == 1 && self.version.is_none() {
+                match validate::connect_version_prefix(src.get(header_len..).unwrap_or(&[])) {
+                    validate::Prefix::Incomplete => return Ok(None),
+                    validate::Prefix::Version(version) => self.version = Some(version),
+                    validate::Prefix::Unsupported => {}
+                }
+            }
             return Err(CodecError::PacketTooLarge {
                 size,
                 limit: self.max_incoming,
@@ -154,7 +165,16 @@ impl MqttCodec {
         let frame = src.split_to(size);
         let body = frame.get(header_len..).unwrap_or(&[]);
         let version = if byte1 >> 4 == 1 {
-            let version = validate::connect_version(body)?;
+            let version = match validate::connect_version(body) {
+                Ok(version) => version,
+                Err(error @ CodecError::UnsupportedProtocolVersion { level: 5, .. }) => {
+                    // Level 5 under another name: the client reads MQTT 5 CONNACKs, so it is
+                    // refused with 0x84 in MQTT 5 form (a 3.1.1 CONNACK is malformed to it).
+                    self.version.get_or_insert(ProtocolVersion::V5);
+                    return Err(error);
+                }
+                Err(error) => return Err(error),
+            };
             self.version.get_or_insert(version);
             version
         } else {

@@ -127,6 +127,39 @@ pub(crate) fn connect_version(body: &[u8]) -> Result<ProtocolVersion, CodecError
     }
 }
 
+/// What the first bytes of a CONNECT body say about its version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Prefix {
+    /// Too few bytes to tell yet (at most 9 are ever needed).
+    Incomplete,
+    /// A supported version.
+    Version(ProtocolVersion),
+    /// Not a supported protocol name and level.
+    Unsupported,
+}
+
+/// Reads the protocol name and level from the start of a CONNECT body that may be incomplete
+/// (a CONNECT refused from its fixed header alone). Never asks for more than 9 bytes: a name
+/// longer than "MQIsdp" is unsupported without reading it.
+pub(crate) fn connect_version_prefix(body: &[u8]) -> Prefix {
+    let [high, low, rest @ ..] = body else {
+        return Prefix::Incomplete;
+    };
+    let name_len = usize::from(u16::from_be_bytes([*high, *low]));
+    if name_len > 6 {
+        return Prefix::Unsupported;
+    }
+    match (rest.get(..name_len), rest.get(name_len)) {
+        (Some(name), Some(&level)) => match (name, level) {
+            (b"MQIsdp", 3) => Prefix::Version(ProtocolVersion::V3_1),
+            (b"MQTT", 4) => Prefix::Version(ProtocolVersion::V3_1_1),
+            (b"MQTT", 5) => Prefix::Version(ProtocolVersion::V5),
+            _ => Prefix::Unsupported,
+        },
+        _ => Prefix::Incomplete,
+    }
+}
+
 /// Checks the body (everything after the fixed header) of a packet whose first byte passed
 /// [`check_first_byte`]. For CONNECT, `version` is the one its own header names.
 pub(crate) fn check_body(
@@ -328,4 +361,36 @@ fn disconnect(reader: &mut Reader<'_>, v5: bool) -> Result<Fixup, CodecError> {
     }
     properties::check(reader, Place::Disconnect)?;
     Ok(Fixup::None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_prefix_of_a_partial_connect() {
+        assert_eq!(connect_version_prefix(&[]), Prefix::Incomplete);
+        assert_eq!(
+            connect_version_prefix(&[0, 4, b'M', b'Q']),
+            Prefix::Incomplete
+        );
+        assert_eq!(
+            connect_version_prefix(&[0, 4, b'M', b'Q', b'T', b'T']),
+            Prefix::Incomplete
+        );
+        assert_eq!(
+            connect_version_prefix(&[0, 4, b'M', b'Q', b'T', b'T', 5, 0xFF]),
+            Prefix::Version(ProtocolVersion::V5)
+        );
+        assert_eq!(
+            connect_version_prefix(b"\x00\x06MQIsdp\x03"),
+            Prefix::Version(ProtocolVersion::V3_1)
+        );
+        assert_eq!(
+            connect_version_prefix(b"\x00\x04MQTT\x06"),
+            Prefix::Unsupported
+        );
+        // A long name is refused without waiting for it.
+        assert_eq!(connect_version_prefix(&[0xFF, 0xFF]), Prefix::Unsupported);
+    }
 }

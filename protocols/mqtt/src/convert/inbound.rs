@@ -70,5 +70,6 @@ pub fn message_from_publish(
         properties: message_properties,
         headers,
         body: publish.payload.clone(),
+        origin: None,
     }
 }

@@ -11,11 +11,21 @@
 //! - A packet id is in use from PUBLISH to PUBACK/PUBCOMP and never reused meanwhile.
 //! - A message the topic rules exclude (`$` topics under leading wildcards, topics MQTT cannot
 //!   name) is acked and dropped, and counted.
+//! - Message expiry (v5): a message with an expiration is sent with the time it has left,
+//!   `expiration - (now - enqueued_at)`, counted from the core delivery's enqueue time (kept
+//!   across requeues) and checked again when a held publish is finally sent; one with no time
+//!   left is acked to the core, not sent, and counted (session and core `expired`).
+//! - No Local: a message whose core origin is this client id's is not delivered to its
+//!   no-local subscriptions.
+//! - Packet ids awaiting PUBCOMP survive a reconnect of a persistent session (they are in the
+//!   registry record), stay in flight, and are never allocated meanwhile.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use mqgate_core::message::{FieldValue, Message};
+use mqgate_core::metrics::Metrics;
 use mqgate_core::names::ConsumerTag;
 use mqgate_core::outbox::{CancelReason, Delivery, DeliveryTag};
 use mqgate_core::retained::is_retain_requested;
@@ -26,7 +36,6 @@ use crate::codec::{MqttCodec, ProtocolVersion};
 use crate::convert::{publish_from_message, PublishHeader, QOS_HEADER};
 use crate::topic::{routing_key_to_topic, topic_matches, validate_topic_name};
 
-use super::publish_in::PUBLISHER_HEADER;
 use super::{max_qos, min_qos, MqttSession};
 
 /// What an in-flight publish awaits from the client.
@@ -41,6 +50,8 @@ enum Stage {
 struct InFlight {
     tag: Option<DeliveryTag>,
     stage: Stage,
+    /// Order of sending, to store packet ids awaiting PUBCOMP in order.
+    seq: u64,
 }
 
 /// A publish waiting for room in the window.
@@ -52,6 +63,8 @@ struct Held {
     retain: bool,
     dup: bool,
     identifiers: Vec<usize>,
+    /// When the message expires (v5 Message Expiry Interval from its enqueue time).
+    deadline: Option<Instant>,
 }
 
 /// Outbound delivery state of one session.
@@ -65,9 +78,13 @@ pub(crate) struct DeliverState {
     pub(crate) sizer: Option<MqttCodec>,
     in_flight: HashMap<u16, InFlight>,
     next_pkid: u16,
+    next_seq: u64,
     held: VecDeque<Held>,
-    /// Deliveries dropped (topic not nameable, excluded by `$` rule, held list full).
+    /// Deliveries dropped (topic not nameable, excluded by `$` rule, held list full, over the
+    /// client's maximum packet size).
     pub(crate) dropped: u64,
+    /// Deliveries not sent because their message expiry had passed.
+    pub(crate) expired: u64,
 }
 
 impl DeliverState {
@@ -78,9 +95,43 @@ impl DeliverState {
             sizer: None,
             in_flight: HashMap::new(),
             next_pkid: 1,
+            next_seq: 0,
             held: VecDeque::new(),
             dropped: 0,
+            expired: 0,
         }
+    }
+
+    fn insert_flight(&mut self, pkid: u16, tag: Option<DeliveryTag>, stage: Stage) {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        self.in_flight.insert(pkid, InFlight { tag, stage, seq });
+    }
+
+    /// Packet ids of QoS 2 deliveries awaiting PUBCOMP, oldest first (for the session record).
+    pub(crate) fn awaiting_pubcomp(&self) -> Vec<u16> {
+        let mut awaiting: Vec<(u64, u16)> = self
+            .in_flight
+            .iter()
+            .filter(|(_, flight)| flight.stage == Stage::Comp)
+            .map(|(pkid, flight)| (flight.seq, *pkid))
+            .collect();
+        awaiting.sort_unstable();
+        awaiting.into_iter().map(|(_, pkid)| pkid).collect()
+    }
+
+    /// Puts a resumed session's packet ids awaiting PUBCOMP back in flight (at most the window;
+    /// ids 0 and repeats are ignored). True if any PUBREL is now owed to the client.
+    pub(crate) fn resume_awaiting_pubcomp(&mut self, pkids: &[u16]) -> bool {
+        for &pkid in pkids.iter().take(usize::from(self.window)) {
+            if pkid != 0 && !self.in_flight.contains_key(&pkid) {
+                self.insert_flight(pkid, None, Stage::Comp);
+            }
+        }
+        if let Some(last) = pkids.last() {
+            self.next_pkid = last.checked_add(1).unwrap_or(1).max(1);
+        }
+        !self.in_flight.is_empty()
     }
 
     fn allocate(&mut self) -> Option<u16> {
@@ -113,18 +164,29 @@ pub(crate) fn publish_qos(message: &Message) -> QoS {
 }
 
 impl MqttSession {
-    pub(super) fn on_delivery(&mut self, delivery: Delivery, out: &mut Outbound<Packet>) -> Step {
+    /// Handles one core delivery as of `now` (the clock message expiry is measured with).
+    pub fn on_delivery_at(
+        &mut self,
+        delivery: Delivery,
+        now: Instant,
+        out: &mut Outbound<Packet>,
+    ) -> Step {
         let message = Arc::clone(&delivery.message);
+        // An expiration too far to represent is no deadline at all.
+        let deadline = message
+            .properties
+            .expiration_ms
+            .and_then(|ms| delivery.enqueued_at.checked_add(Duration::from_millis(ms)));
+        if deadline.is_some_and(|deadline| deadline <= now) {
+            self.expire_delivery(Some(delivery.tag));
+            return Step::Continue;
+        }
         let topic = routing_key_to_topic(&message.routing_key).into_owned();
         if validate_topic_name(&topic).is_err() {
             tracing::debug!(client_id = %self.client_id, routing_key = %message.routing_key, "message with no MQTT topic dropped");
             return self.drop_delivery(delivery.tag);
         }
-        let own = message
-            .headers
-            .get(PUBLISHER_HEADER)
-            .and_then(FieldValue::as_str)
-            == Some(self.client_id.as_str());
+        let own = message.origin.as_ref() == Some(&self.origin);
         let shared = delivery
             .consumer
             .as_ref()
@@ -163,9 +225,33 @@ impl MqttSession {
             retain,
             dup: delivery.redelivered && qos != QoS::AtMostOnce,
             identifiers,
+            deadline,
         };
-        self.send_or_hold(held, out);
+        self.send_or_hold(held, now, out);
         Step::Continue
+    }
+
+    /// Resends PUBREL for every QoS 2 delivery awaiting PUBCOMP (a resumed session, before any
+    /// new delivery), oldest first.
+    pub(super) fn on_resume(&mut self, out: &mut Outbound<Packet>) -> Step {
+        for pkid in self.deliver.awaiting_pubcomp() {
+            tracing::debug!(client_id = %self.client_id, pkid, "PUBREL resent on resume");
+            out.push(Packet::PubRel(
+                PubRel {
+                    pkid,
+                    reason: PubRelReason::Success,
+                },
+                None,
+            ));
+        }
+        Step::Continue
+    }
+
+    fn expire_delivery(&mut self, tag: Option<DeliveryTag>) {
+        self.deliver.expired += 1;
+        Metrics::bump(&self.core.vhost().metrics().expired);
+        tracing::debug!(client_id = %self.client_id, "expired message not delivered");
+        self.ack_core(tag);
     }
 
     /// Sends a retained message on subscribe (no core delivery behind it).
@@ -183,13 +269,14 @@ impl MqttSession {
             retain: true,
             dup: false,
             identifiers: identifier.into_iter().collect(),
+            deadline: None,
         };
         let cap = usize::from(self.deliver.window) + self.settings.max_retained_per_subscribe;
         if qos != QoS::AtMostOnce && !self.deliver.has_room() && self.deliver.held.len() >= cap {
             self.deliver.dropped += 1;
             return;
         }
-        self.send_or_hold(held, out);
+        self.send_or_hold(held, Instant::now(), out);
     }
 
     fn drop_delivery(&mut self, tag: DeliveryTag) -> Step {
@@ -206,21 +293,26 @@ impl MqttSession {
         }
     }
 
-    fn send_or_hold(&mut self, held: Held, out: &mut Outbound<Packet>) {
+    fn send_or_hold(&mut self, held: Held, now: Instant, out: &mut Outbound<Packet>) {
         if held.qos == QoS::AtMostOnce {
             self.ack_core(held.tag);
-            self.push_publish(&held, 0, out);
+            self.push_publish(&held, 0, now, out);
             return;
         }
         if !self.deliver.has_room() || !self.deliver.held.is_empty() {
             self.deliver.held.push_back(held);
-            self.release_held(out);
+            self.release_held_at(now, out);
             return;
         }
-        self.start_flight(held, out);
+        self.start_flight(held, now, out);
     }
 
-    fn start_flight(&mut self, held: Held, out: &mut Outbound<Packet>) {
+    fn start_flight(&mut self, held: Held, now: Instant, out: &mut Outbound<Packet>) {
+        if held.deadline.is_some_and(|deadline| deadline <= now) {
+            // It expired while it waited for room in the window.
+            self.expire_delivery(held.tag);
+            return;
+        }
         let Some(pkid) = self.deliver.allocate() else {
             self.deliver.held.push_front(held);
             return;
@@ -230,32 +322,35 @@ impl MqttSession {
         } else {
             Stage::Rec
         };
-        if self.push_publish(&held, pkid, out) {
-            self.deliver.in_flight.insert(
-                pkid,
-                InFlight {
-                    tag: held.tag,
-                    stage,
-                },
-            );
+        if self.push_publish(&held, pkid, now, out) {
+            self.deliver.insert_flight(pkid, held.tag, stage);
         } else {
             self.ack_core(held.tag);
         }
     }
 
     /// Pushes the PUBLISH; false if it was dropped (over the client's maximum packet size).
-    fn push_publish(&mut self, held: &Held, pkid: u16, out: &mut Outbound<Packet>) -> bool {
+    fn push_publish(
+        &mut self,
+        held: &Held,
+        pkid: u16,
+        now: Instant,
+        out: &mut Outbound<Packet>,
+    ) -> bool {
         let header = PublishHeader {
             qos: held.qos,
             pkid,
             dup: held.dup,
         };
+        let remaining = held
+            .deadline
+            .map(|deadline| deadline.saturating_duration_since(now));
         let (publish, mut properties) = publish_from_message(
             &held.message,
             header,
             held.retain,
             self.convert_version(),
-            None,
+            remaining,
         );
         if self.version == ProtocolVersion::V5 && !held.identifiers.is_empty() {
             properties
@@ -276,11 +371,15 @@ impl MqttSession {
     }
 
     fn release_held(&mut self, out: &mut Outbound<Packet>) {
+        self.release_held_at(Instant::now(), out);
+    }
+
+    fn release_held_at(&mut self, now: Instant, out: &mut Outbound<Packet>) {
         while self.deliver.has_room() {
             let Some(held) = self.deliver.held.pop_front() else {
                 break;
             };
-            self.start_flight(held, out);
+            self.start_flight(held, now, out);
         }
     }
 
@@ -358,5 +457,10 @@ impl MqttSession {
     /// Deliveries dropped so far.
     pub fn dropped(&self) -> u64 {
         self.deliver.dropped
+    }
+
+    /// Deliveries not sent because their message had expired.
+    pub fn expired(&self) -> u64 {
+        self.deliver.expired
     }
 }

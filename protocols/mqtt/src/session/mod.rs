@@ -14,8 +14,13 @@
 //!   and topic aliases by the settings.
 //! - One copy per message per session: the session's one queue has one binding per filter, and
 //!   the QoS is that of the best matching subscription.
-//! - `on_close` publishes the will unless the client disconnected cleanly, then releases the
-//!   core session (requeueing what was unacknowledged), then the client id.
+//! - `on_close` publishes (or, v5 Will Delay Interval, schedules) the will unless the client
+//!   disconnected cleanly, then releases the core session (requeueing what was unacknowledged),
+//!   then the client id.
+//! - No Local compares the core message's [`Origin`](mqgate_core::message::Origin), which no
+//!   adapter renders; no header names the publisher.
+//! - A resumed session first resends PUBREL for every QoS 2 delivery still awaiting PUBCOMP
+//!   (the inbox yields [`MqttEvent::Resume`] before any core event).
 
 mod deliver;
 mod inbox;
@@ -28,6 +33,7 @@ mod will;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mqgate_core::message::Origin;
 use mqgate_core::names::ExchangeName;
 use mqgate_core::outbox::{Event, FlowState};
 use mqgate_core::{Connection, Session as CoreSession};
@@ -42,6 +48,7 @@ use crate::registry::{ClientId, Control, LiveHandle};
 use crate::settings::MqttSettings;
 
 pub use inbox::{MqttEvent, MqttInbox};
+pub use open::session_queue_name;
 pub use will::Will;
 
 use deliver::DeliverState;
@@ -77,6 +84,7 @@ pub struct SessionParams {
 /// One connected MQTT client's session.
 pub struct MqttSession {
     client_id: ClientId,
+    origin: Origin,
     version: ProtocolVersion,
     settings: Arc<MqttSettings>,
     exchange: ExchangeName,
@@ -84,11 +92,18 @@ pub struct MqttSession {
     connection: Option<Connection>,
     live: Option<LiveHandle>,
     expiry: Duration,
+    /// True when this connection resumed a stored session (CONNACK session present).
+    resumed: bool,
     keepalive: Keepalive,
     will: Option<Will>,
     /// Set by a clean DISCONNECT: no will (unless v5 0x04 asked for it).
     disconnected_cleanly: bool,
     flow_blocked: bool,
+    /// Set when this connection published while the engine blocks publishers: its reads stay
+    /// paused until the engine unblocks. A connection that only subscribes keeps being read,
+    /// so its acknowledgements keep draining the queues that free the memory (RabbitMQ's rule:
+    /// block connections that publish).
+    publishing_paused: bool,
     inbound: InboundState,
     deliver: DeliverState,
     subs: SubscriptionState,
@@ -139,7 +154,10 @@ impl MqttSession {
 
     fn on_packet(&mut self, packet: Packet, out: &mut Outbound<Packet>) -> Step {
         match packet {
-            Packet::Publish(publish, properties) => self.on_publish(publish, properties, out),
+            Packet::Publish(publish, properties) => {
+                self.publishing_paused |= self.flow_blocked;
+                self.on_publish(publish, properties, out)
+            }
             Packet::PubAck(ack, _) => self.on_puback(ack.pkid, out),
             Packet::PubRec(rec, _) => self.on_pubrec(rec.pkid, out),
             Packet::PubRel(rel, _) => self.on_pubrel(rel.pkid, out),
@@ -212,7 +230,10 @@ impl Session for MqttSession {
                 ));
                 Step::Close(CloseReason::SessionEnded("taken over".to_owned()))
             }
-            MqttEvent::Core(Event::Delivery(delivery)) => self.on_delivery(delivery, out),
+            MqttEvent::Resume => self.on_resume(out),
+            MqttEvent::Core(Event::Delivery(delivery)) => {
+                self.on_delivery_at(delivery, std::time::Instant::now(), out)
+            }
             MqttEvent::Core(Event::PublishSettled { id, outcome }) => {
                 self.on_publish_settled(id, outcome, out)
             }
@@ -221,6 +242,7 @@ impl Session for MqttSession {
             }
             MqttEvent::Core(Event::Flow(state)) => {
                 self.flow_blocked = state == FlowState::Blocked;
+                self.publishing_paused &= self.flow_blocked;
                 Step::Continue
             }
             MqttEvent::Core(_) => Step::Continue,
@@ -245,7 +267,7 @@ impl Session for MqttSession {
     }
 
     fn reads_paused(&self) -> bool {
-        self.flow_blocked || self.inbound.is_full()
+        self.publishing_paused || self.inbound.is_full()
     }
 
     fn max_frame_size(&self) -> usize {

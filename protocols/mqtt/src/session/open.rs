@@ -4,10 +4,13 @@
 //! Invariants:
 //! - One queue per MQTT session, named from the client id (`mqtt-session.<client id>`, or a
 //!   hash of it when too long). A session that ends with its connection has an exclusive,
-//!   auto-delete queue; a persistent one a durable queue bounded by `x-max-length` with the
-//!   configured overflow and `x-expires` set to the session expiry.
+//!   auto-delete queue; a persistent one a durable queue. Both are bounded by `x-max-length`
+//!   with the configured overflow; a persistent one also has `x-expires` as a backstop to the
+//!   registry's expiry sweep.
 //! - Clean start discards any earlier record and queue; otherwise a record whose queue still
-//!   exists is resumed (session present) and its subscriptions restored.
+//!   exists is resumed (session present), its subscriptions restored and its QoS 2 packet ids
+//!   awaiting PUBCOMP put back in flight (their PUBREL is resent first, on
+//!   [`MqttEvent::Resume`](super::MqttEvent::Resume)); a close stores them again.
 
 use std::hash::{Hash, Hasher};
 use std::time::Duration;
@@ -73,22 +76,27 @@ impl MqttSession {
         let flow_blocked = core.is_flow_blocked();
         let mut session = MqttSession {
             client_id: params.client_id.clone(),
+            origin: key.origin(),
             version: params.version,
             exchange,
             core,
             connection: Some(connection),
             live: Some(claim.handle),
             expiry: params.expiry,
+            resumed: session_present,
             keepalive: Keepalive::new(params.keepalive, Instant::now()),
             will: params.will,
             disconnected_cleanly: false,
             flow_blocked,
+            publishing_paused: false,
             inbound: InboundState::new(
                 params.settings.receive_maximum,
                 params.settings.topic_alias_maximum,
             ),
             deliver: DeliverState::new(window, params.client_max_packet_size),
-            subs: SubscriptionState::new(queue.clone(), persistent),
+            // A resumed session keeps the durable queue it had, whatever expiry this
+            // connection asks for; a zero expiry now only means it ends with this connection.
+            subs: SubscriptionState::new(queue.clone(), persistent || session_present),
             settings: params.settings,
         };
         if queue_exists && !session_present {
@@ -97,14 +105,17 @@ impl MqttSession {
                 tracing::debug!(client_id = %session.client_id, %error, "stale session queue not deleted");
             }
         }
+        let mut inbox = MqttInbox::new(events, claim.control);
         if let Some(record) = record.filter(|_| session_present) {
             session.restore(record.subscriptions)?;
+            if session
+                .deliver
+                .resume_awaiting_pubcomp(&record.awaiting_pubcomp)
+            {
+                inbox = inbox.resumed();
+            }
         }
-        Ok((
-            session,
-            MqttInbox::new(events, claim.control),
-            session_present,
-        ))
+        Ok((session, inbox, session_present))
     }
 
     /// Declares the session queue (once) and starts its one consumer.
@@ -115,6 +126,15 @@ impl MqttSession {
         let declaration = self.queue_declaration();
         match self.core.declare_queue(declaration.clone()) {
             Ok(_) => {}
+            Err(DeclareQueueError::Inequivalent { .. }) if self.resumed => {
+                // Made under other settings; its messages are the session's: keep it as it is.
+                self.core
+                    .declare_queue(QueueDeclaration {
+                        passive: true,
+                        ..declaration
+                    })
+                    .map_err(|e| e.to_string())?;
+            }
             Err(DeclareQueueError::Inequivalent { .. }) => {
                 // Settings changed since the queue was made: start it afresh.
                 self.core
@@ -138,17 +158,25 @@ impl MqttSession {
     fn queue_declaration(&self) -> QueueDeclaration {
         let persistent = self.subs.durable;
         let mut arguments = Headers::new();
+        // Every session queue is bounded, live or offline: a subscriber that stops reading
+        // loses the oldest messages past the bound (counted in the engine's `overflow_dropped`)
+        // rather than growing the gateway; its in-flight ones are bounded by the window.
+        arguments.insert(
+            "x-max-length",
+            i64::from(self.settings.session_queue_length),
+        );
+        arguments.insert(
+            "x-overflow",
+            self.settings.session_overflow.core_policy().as_str(),
+        );
         if persistent {
-            arguments.insert(
-                "x-max-length",
-                i64::from(self.settings.offline_queue_length),
-            );
-            arguments.insert(
-                "x-overflow",
-                self.settings.offline_overflow.core_policy().as_str(),
-            );
-            let expires = i64::try_from(self.expiry.as_millis()).unwrap_or(i64::MAX);
-            arguments.insert("x-expires", expires.max(1));
+            // The session's own expiry is enforced by the registry sweep
+            // (`serve::sweep_expired_sessions`); `x-expires` is only the backstop, the same for
+            // every session so that a reconnect asking for another expiry redeclares the queue
+            // equivalently instead of losing it.
+            let backstop =
+                i64::try_from(self.settings.max_session_expiry.as_millis()).unwrap_or(i64::MAX);
+            arguments.insert("x-expires", backstop.max(1));
         }
         QueueDeclaration {
             name: Some(self.subs.queue.clone()),
@@ -177,6 +205,7 @@ impl MqttSession {
                     subscriptions: self.subs.list.clone(),
                     expiry: self.expiry,
                     offline_since: Some(std::time::Instant::now()),
+                    awaiting_pubcomp: self.deliver.awaiting_pubcomp(),
                 };
                 if !registry.store_record(key, record) {
                     tracing::warn!(client_id = %self.client_id, "persistent session not kept: registry full");

@@ -26,9 +26,6 @@ use crate::topic::{validate_topic_name, TopicError};
 
 use super::{MqttSession, OutboundExt};
 
-/// The header naming the MQTT session that published a message (for No Local).
-pub const PUBLISHER_HEADER: &str = "x-mqtt-publisher";
-
 /// Inbound publish state of one session.
 #[derive(Debug)]
 pub(crate) struct InboundState {
@@ -146,9 +143,7 @@ impl MqttSession {
         }
         let mut message =
             message_from_publish(&self.exchange, &topic, &publish, properties.as_ref());
-        message
-            .headers
-            .insert(PUBLISHER_HEADER, self.client_id.as_str());
+        message.origin = Some(self.origin.clone());
         if header.qos == QoS::AtMostOnce {
             if let Err(error) = self.core.publish(message, false, None) {
                 tracing::warn!(client_id = %self.client_id, %error, "QoS 0 publish failed");

@@ -1,0 +1,481 @@
+//! MQTT backpressure: subscribers that stop reading and publishers faster than the engine can
+//! hold. The gateway's memory stays bounded (asserted through the engine: queue lengths, the
+//! memory monitor, the drop counters), other clients keep working, and a publisher blocked by
+//! the memory high watermark resumes once a consumer drains.
+//!
+//! The stalled subscribers are raw sockets: they connect and subscribe, then never read again
+//! (and so never acknowledge anything).
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mqgate::protocols::Protocol;
+use mqgate::{Gateway, ListenerSpec, RunningGateway, Settings, Transport};
+use mqgate_core::auth::{hash_password, PermissionSpec, User, UserSpec, Users};
+use mqgate_core::broker::Broker;
+use mqgate_core::metrics::Metrics;
+use mqgate_core::names::{QueueName, UserName, VhostName};
+use mqgate_core::queue::QueueStats;
+use mqgate_core::ConsumeRequest;
+use mqgate_mqtt::settings::SessionOverflow;
+use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Every wait is bounded by this.
+const WAIT: Duration = Duration::from_secs(30);
+
+fn users() -> Users {
+    let guest = UserSpec {
+        name: "guest".to_owned(),
+        password_hash: hash_password("guest").unwrap(),
+        loopback_only: true,
+        tags: Vec::new(),
+        permissions: vec![PermissionSpec {
+            vhost: "/".to_owned(),
+            configure: ".*".to_owned(),
+            write: ".*".to_owned(),
+            read: ".*".to_owned(),
+        }],
+    };
+    Users::new([User::new(guest).unwrap()]).unwrap()
+}
+
+/// A gateway on a free loopback port, anonymous logins as guest, with `tune` applied.
+async fn gateway(tune: impl FnOnce(&mut Settings)) -> (RunningGateway, SocketAddr) {
+    let mut settings = Settings {
+        listeners: vec![ListenerSpec {
+            protocol: Protocol::Mqtt,
+            transport: Transport::Plain,
+            addr: "127.0.0.1:0".parse().unwrap(),
+        }],
+        users: Arc::new(users()),
+        anonymous: Some(UserName::new("guest").unwrap()),
+        ..Settings::default()
+    };
+    tune(&mut settings);
+    let running = Gateway::start(settings).await.unwrap();
+    let addr = running
+        .local_addr(Protocol::Mqtt, Transport::Plain)
+        .unwrap();
+    (running, addr)
+}
+
+/// Polls `condition` every 20 ms until it holds, failing with `what` after [`WAIT`].
+async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + WAIT;
+    while !condition() {
+        assert!(Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// The stats of a queue in vhost `/`.
+fn queue_stats(broker: &Broker, name: &str) -> Option<QueueStats> {
+    broker
+        .vhost(&VhostName::default_vhost())?
+        .queue(&QueueName::new(name).ok()?)
+        .map(|queue| queue.stats())
+}
+
+/// MQTT's variable-length remaining length.
+fn remaining_length(mut len: usize, packet: &mut Vec<u8>) {
+    loop {
+        let mut byte = (len % 128) as u8;
+        len /= 128;
+        if len > 0 {
+            byte |= 0x80;
+        }
+        packet.push(byte);
+        if len == 0 {
+            break;
+        }
+    }
+}
+
+fn mqtt_string(text: &str, into: &mut Vec<u8>) {
+    into.extend_from_slice(&u16::try_from(text.len()).unwrap().to_be_bytes());
+    into.extend_from_slice(text.as_bytes());
+}
+
+/// A raw MQTT 3.1.1 client that connects, subscribes at `qos`, and then never reads again.
+async fn stalled_subscriber(
+    addr: SocketAddr,
+    client_id: &str,
+    clean_session: bool,
+    filter: &str,
+    qos: u8,
+) -> TcpStream {
+    let mut stream = TcpStream::connect(addr).await.unwrap();
+    let mut body = Vec::new();
+    mqtt_string("MQTT", &mut body);
+    body.push(4);
+    body.push(if clean_session { 0x02 } else { 0x00 });
+    body.extend_from_slice(&0u16.to_be_bytes()); // no keepalive
+    mqtt_string(client_id, &mut body);
+    let mut connect = vec![0x10];
+    remaining_length(body.len(), &mut connect);
+    connect.extend_from_slice(&body);
+    stream.write_all(&connect).await.unwrap();
+    let mut connack = [0u8; 4];
+    tokio::time::timeout(WAIT, stream.read_exact(&mut connack))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (connack[0], connack[3]),
+        (0x20, 0),
+        "CONNACK accepted: {connack:?}"
+    );
+
+    let mut body = 1u16.to_be_bytes().to_vec();
+    mqtt_string(filter, &mut body);
+    body.push(qos);
+    let mut subscribe = vec![0x82];
+    remaining_length(body.len(), &mut subscribe);
+    subscribe.extend_from_slice(&body);
+    stream.write_all(&subscribe).await.unwrap();
+    let mut suback = [0u8; 5];
+    tokio::time::timeout(WAIT, stream.read_exact(&mut suback))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(suback, [0x90, 3, 0, 1, qos], "SUBACK granted");
+    stream
+}
+
+fn options(id: &str, addr: SocketAddr) -> MqttOptions {
+    let mut options = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    options.set_keep_alive(Duration::from_secs(30));
+    options.set_max_packet_size(1 << 20, 1 << 20);
+    options
+}
+
+/// Counts what an event loop receives, in the background: PUBACKs and PUBLISHes.
+#[derive(Default)]
+struct Counts {
+    pubacks: AtomicU64,
+    publishes: AtomicU64,
+    connected: AtomicU64,
+    /// Set when the publish carrying [`LAST`] arrives.
+    got_last: std::sync::atomic::AtomicBool,
+}
+
+/// The payload of the last message a test publishes. Every session queue is bounded with
+/// drop-head, so a subscriber that keeps reading may lose old messages in a burst but always
+/// gets the newest: this one.
+const LAST: &[u8] = b"last";
+
+fn drive(mut events: EventLoop) -> (Arc<Counts>, tokio::task::JoinHandle<()>) {
+    let counts = Arc::new(Counts::default());
+    let seen = Arc::clone(&counts);
+    let task = tokio::spawn(async move {
+        while let Ok(event) = events.poll().await {
+            match event {
+                Event::Incoming(Packet::PubAck(_)) => {
+                    seen.pubacks.fetch_add(1, Ordering::Relaxed);
+                }
+                Event::Incoming(Packet::Publish(publish)) => {
+                    seen.publishes.fetch_add(1, Ordering::Relaxed);
+                    if publish.payload.as_ref() == LAST {
+                        seen.got_last.store(true, Ordering::Relaxed);
+                    }
+                }
+                Event::Incoming(Packet::ConnAck(_)) | Event::Incoming(Packet::SubAck(_)) => {
+                    seen.connected.fetch_add(1, Ordering::Relaxed);
+                }
+                _ => {}
+            }
+        }
+    });
+    (counts, task)
+}
+
+fn read(counter: &AtomicU64) -> u64 {
+    counter.load(Ordering::Relaxed)
+}
+
+/// A rumqttc subscriber on `filter` at QoS 1, its SUBACK awaited.
+async fn live_subscriber(
+    addr: SocketAddr,
+    id: &str,
+    filter: &str,
+) -> (AsyncClient, Arc<Counts>, tokio::task::JoinHandle<()>) {
+    let (client, events) = AsyncClient::new(options(id, addr), 64);
+    client.subscribe(filter, QoS::AtLeastOnce).await.unwrap();
+    let (counts, task) = drive(events);
+    // CONNACK and SUBACK.
+    eventually("live subscriber subscribed", || {
+        read(&counts.connected) >= 2
+    })
+    .await;
+    (client, counts, task)
+}
+
+const QUEUE_BOUND: u32 = 50;
+const BODY: usize = 32 * 1024;
+const MESSAGES: u64 = 400; // 12.5 MiB
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stalled_qos1_subscriber_is_held_to_its_queue_bound() {
+    let (running, addr) = gateway(|settings| {
+        settings.mqtt.session_queue_length = QUEUE_BOUND;
+        settings.mqtt.session_overflow = SessionOverflow::DropHead;
+    })
+    .await;
+    let broker = Arc::clone(running.broker());
+
+    // A persistent session (clean session false): its queue is bounded by
+    // mqtt.session_queue_length with drop-head.
+    let _stalled = stalled_subscriber(addr, "stalled-1", false, "load/#", 1).await;
+    let (_live, live_counts, _live_task) = live_subscriber(addr, "live-1", "load/#").await;
+
+    let (publisher, pub_events) = AsyncClient::new(options("pub-1", addr), 64);
+    let (pub_counts, _pub_task) = drive(pub_events);
+    let body = vec![7u8; BODY];
+    // The stalled session's queue, sampled while the publisher runs: never over its bound.
+    let mut peak_ready = 0;
+    let mut peak_ready_bytes = 0;
+    let mut sample = |broker: &Broker| {
+        if let Some(stats) = queue_stats(broker, "mqtt-session.stalled-1") {
+            peak_ready = peak_ready.max(stats.ready);
+            peak_ready_bytes = peak_ready_bytes.max(stats.ready_bytes);
+        }
+    };
+    for index in 0..MESSAGES {
+        publisher
+            .publish("load/data", QoS::AtLeastOnce, false, body.clone())
+            .await
+            .unwrap();
+        if index % 10 == 0 {
+            sample(&broker);
+        }
+    }
+    publisher
+        .publish("load/data", QoS::AtLeastOnce, false, LAST.to_vec())
+        .await
+        .unwrap();
+    eventually("every publish acknowledged", || {
+        sample(&broker);
+        read(&pub_counts.pubacks) == MESSAGES + 1
+    })
+    .await;
+    // The reading subscriber's own queue is bounded too: in a burst it may lose old messages
+    // (counted), but it keeps being served and gets the newest.
+    eventually("the live subscriber received the last message", || {
+        live_counts.got_last.load(Ordering::Relaxed)
+    })
+    .await;
+
+    let stats = queue_stats(&broker, "mqtt-session.stalled-1").expect("the session queue");
+    assert_eq!(stats.ready, QUEUE_BOUND, "{stats:?}");
+    // What the stalled client has in flight: at most its window.
+    assert!(stats.unacked <= 32, "{stats:?}");
+    let dropped = Metrics::read(&broker.metrics().overflow_dropped);
+    // Every message to the stalled session is queued, in flight, or dropped and counted (the
+    // counter is the engine's, so it also holds what the live session dropped).
+    assert!(
+        dropped + u64::from(stats.ready) + u64::from(stats.unacked) > MESSAGES,
+        "dropped {dropped}, {stats:?}"
+    );
+    // Memory: the stalled queue's bound and window, not the 12.5 MiB published.
+    assert!(peak_ready <= QUEUE_BOUND, "{peak_ready} ready at most");
+    assert!(peak_ready_bytes <= u64::from(QUEUE_BOUND) * BODY as u64);
+    // Once the live subscriber has caught up, the engine holds the stalled session's share.
+    let bound = (QUEUE_BOUND as usize + 32 + 8) * (BODY + 1024);
+    eventually("engine memory back to the stalled session's share", || {
+        broker.memory().used() <= bound
+    })
+    .await;
+    assert_eq!(Metrics::read(&broker.metrics().flow_blocked), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn stalled_qos0_subscriber_gets_drops_counted_not_memory() {
+    let (running, addr) = gateway(|settings| {
+        settings.mqtt.session_queue_length = QUEUE_BOUND;
+        settings.limits.max_message_size = 64 * 1024;
+        settings.limits.outbound_buffer_bytes = 256 * 1024;
+    })
+    .await;
+    let broker = Arc::clone(running.broker());
+    // A clean session at QoS 0 that stops reading.
+    let _stalled = stalled_subscriber(addr, "stalled-0", true, "fast/#", 0).await;
+    let (_live, live_counts, _live_task) = live_subscriber(addr, "live-0", "fast/#").await;
+
+    let (publisher, pub_events) = AsyncClient::new(options("pub-0", addr), 64);
+    let (pub_counts, _pub_task) = drive(pub_events);
+    let body = vec![9u8; BODY];
+    let mut peak_memory = 0;
+    for _ in 0..MESSAGES {
+        publisher
+            .publish("fast/data", QoS::AtLeastOnce, false, body.clone())
+            .await
+            .unwrap();
+        peak_memory = peak_memory.max(broker.memory().used());
+    }
+    publisher
+        .publish("fast/data", QoS::AtLeastOnce, false, LAST.to_vec())
+        .await
+        .unwrap();
+    eventually("every publish acknowledged", || {
+        peak_memory = peak_memory.max(broker.memory().used());
+        read(&pub_counts.pubacks) == MESSAGES + 1
+    })
+    .await;
+    // The reading subscriber's own queue is bounded too: in a burst it may lose old messages
+    // (counted), but it keeps being served and gets the newest.
+    eventually("the live subscriber received the last message", || {
+        live_counts.got_last.load(Ordering::Relaxed)
+    })
+    .await;
+    let metrics = broker.metrics();
+    let dropped = Metrics::read(&metrics.overflow_dropped);
+    assert!(
+        dropped > 0,
+        "QoS 0 messages to a stalled client are dropped and counted"
+    );
+    // Two bounded session queues (the stalled one and, in a burst, the live one) and their
+    // in-flight windows: not the 12.5 MiB published.
+    let bound = (2 * QUEUE_BOUND as usize + 64) * (BODY + 1024);
+    assert!(
+        peak_memory <= bound,
+        "peak {peak_memory} bytes over {bound}"
+    );
+}
+
+const WATERMARK: usize = 256 * 1024;
+const SMALL_BODY: usize = 4 * 1024;
+const FLOW_MESSAGES: u64 = 2000;
+
+/// A gateway with a 256 KiB memory high watermark, an offline persistent session `drainer`
+/// on `flow/#` whose queue holds what is published, and a publisher sending 2000 x 4 KiB at
+/// QoS 1 from a task. Returns once the publisher is paused: the watermark blocked it and its
+/// PUBACKs stopped; the number of PUBACKs it had then.
+async fn paused_publisher() -> (
+    RunningGateway,
+    SocketAddr,
+    Arc<Counts>,
+    u64,
+    tokio::task::JoinHandle<()>,
+) {
+    let (running, addr) = gateway(|settings| {
+        settings.limits.memory_high_watermark = WATERMARK;
+    })
+    .await;
+    let broker = Arc::clone(running.broker());
+    let stalled = stalled_subscriber(addr, "drainer", false, "flow/#", 1).await;
+    drop(stalled);
+    eventually("the offline session's queue has no consumer", || {
+        queue_stats(&broker, "mqtt-session.drainer").is_some_and(|stats| stats.consumers == 0)
+    })
+    .await;
+
+    let mut pub_options = options("pub-flow", addr);
+    pub_options.set_inflight(100);
+    let (publisher, pub_events) = AsyncClient::new(pub_options, 16);
+    let (pub_counts, _pub_task) = drive(pub_events);
+    let sender = tokio::spawn(async move {
+        let body = vec![1u8; SMALL_BODY];
+        for _ in 0..FLOW_MESSAGES {
+            if publisher
+                .publish("flow/data", QoS::AtLeastOnce, false, body.clone())
+                .await
+                .is_err()
+            {
+                break;
+            }
+        }
+        // Keeps the client (and its event loop's requests) alive until the test ends.
+        std::future::pending::<()>().await;
+    });
+
+    eventually("the watermark blocks publishers", || {
+        broker.memory().is_blocked()
+    })
+    .await;
+    assert!(Metrics::read(&broker.metrics().flow_blocked) >= 1);
+    // Paused: PUBACKs stop (after those already read and confirmed).
+    let mut paused_at = read(&pub_counts.pubacks);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let now = read(&pub_counts.pubacks);
+        if now == paused_at {
+            break;
+        }
+        paused_at = now;
+        assert!(Instant::now() < deadline, "PUBACKs never stopped");
+    }
+    assert!(paused_at < FLOW_MESSAGES, "the publisher was not paused");
+    // Memory overshoots the watermark by at most what was in flight.
+    let used = broker.memory().used();
+    assert!(
+        used <= WATERMARK + 200 * (SMALL_BODY + 1024),
+        "{used} bytes held"
+    );
+    (running, addr, pub_counts, paused_at, sender)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn publisher_is_paused_at_the_memory_watermark_and_resumes_when_a_consumer_drains() {
+    let (running, _addr, pub_counts, paused_at, sender) = paused_publisher().await;
+    let broker = Arc::clone(running.broker());
+
+    // A consumer on the engine (as an AMQP or STOMP client's would be) drains the queue with
+    // automatic acknowledgement.
+    let connection = broker.connect(&VhostName::default_vhost(), None).unwrap();
+    let (mut session, mut events) = connection.open_session();
+    session
+        .consume(ConsumeRequest::auto(
+            QueueName::new("mqtt-session.drainer").unwrap(),
+        ))
+        .unwrap();
+    let drained = Arc::new(AtomicU64::new(0));
+    let counted = Arc::clone(&drained);
+    let drain = tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            if matches!(event, mqgate_core::outbox::Event::Delivery(_)) {
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    });
+    eventually("the publisher resumes", || {
+        read(&pub_counts.pubacks) > paused_at
+    })
+    .await;
+    eventually("every publish acknowledged", || {
+        read(&pub_counts.pubacks) == FLOW_MESSAGES
+    })
+    .await;
+    eventually("every message drained", || read(&drained) == FLOW_MESSAGES).await;
+    assert!(!broker.memory().is_blocked());
+    sender.abort();
+    drain.abort();
+    drop(session);
+    drop(connection);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn publisher_resumes_when_an_mqtt_subscriber_drains() {
+    let (running, addr, pub_counts, paused_at, sender) = paused_publisher().await;
+    let broker = Arc::clone(running.broker());
+    // The persistent session's client comes back and drains its queue.
+    let mut drainer_options = options("drainer", addr);
+    drainer_options.set_clean_session(false);
+    let (_drainer, drainer_events) = AsyncClient::new(drainer_options, 64);
+    let (drained, _drainer_task) = drive(drainer_events);
+    eventually("the publisher resumes", || {
+        read(&pub_counts.pubacks) > paused_at
+    })
+    .await;
+    eventually("every publish acknowledged", || {
+        read(&pub_counts.pubacks) == FLOW_MESSAGES
+    })
+    .await;
+    assert!(read(&drained.publishes) > 0);
+    assert!(!broker.memory().is_blocked());
+    sender.abort();
+}
