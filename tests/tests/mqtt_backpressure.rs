@@ -6,148 +6,84 @@
 //! The stalled subscribers are raw sockets: they connect and subscribe, then never read again
 //! (and so never acknowledge anything).
 
+#[allow(dead_code)]
+#[path = "support/gateway.rs"]
+mod gateway;
+#[allow(dead_code)]
+#[path = "support/mqtt.rs"]
+mod mqtt;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mqgate::protocols::Protocol;
-use mqgate::{Gateway, ListenerSpec, RunningGateway, Settings, Transport};
-use mqgate_core::auth::{hash_password, PermissionSpec, User, UserSpec, Users};
+use gateway::{queue_stats, users, GUEST};
+use mqgate::{RunningGateway, Settings};
 use mqgate_core::broker::Broker;
 use mqgate_core::metrics::Metrics;
-use mqgate_core::names::{QueueName, UserName, VhostName};
-use mqgate_core::queue::QueueStats;
+use mqgate_core::names::{QueueName, VhostName};
 use mqgate_core::ConsumeRequest;
 use mqgate_mqtt::settings::SessionOverflow;
+use mqtt::{connect, string, subscribe, Raw};
 use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Every wait is bounded by this.
 const WAIT: Duration = Duration::from_secs(30);
 
-fn users() -> Users {
-    let guest = UserSpec {
-        name: "guest".to_owned(),
-        password_hash: hash_password("guest").unwrap(),
-        loopback_only: true,
-        tags: Vec::new(),
-        permissions: vec![PermissionSpec {
-            vhost: "/".to_owned(),
-            configure: ".*".to_owned(),
-            write: ".*".to_owned(),
-            read: ".*".to_owned(),
-        }],
-    };
-    Users::new([User::new(guest).unwrap()]).unwrap()
-}
-
-/// A gateway on a free loopback port, anonymous logins as guest, with `tune` applied.
+/// A gateway on a free loopback port, user guest (no tags) and anonymous logins as guest, with
+/// `tune` applied.
 async fn gateway(tune: impl FnOnce(&mut Settings)) -> (RunningGateway, SocketAddr) {
-    let mut settings = Settings {
-        listeners: vec![ListenerSpec {
-            protocol: Protocol::Mqtt,
-            transport: Transport::Plain,
-            addr: "127.0.0.1:0".parse().unwrap(),
-        }],
-        users: Arc::new(users()),
-        anonymous: Some(UserName::new("guest").unwrap()),
-        ..Settings::default()
-    };
-    tune(&mut settings);
-    let running = Gateway::start(settings).await.unwrap();
-    let addr = running
-        .local_addr(Protocol::Mqtt, Transport::Plain)
-        .unwrap();
-    (running, addr)
+    gateway::start(|settings| {
+        settings.users = Arc::new(users(&[GUEST], &[]));
+        tune(settings);
+    })
+    .await
 }
 
-/// Polls `condition` every 20 ms until it holds, failing with `what` after [`WAIT`].
-async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + WAIT;
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+/// Polls `condition` until it holds, failing with `what` after [`WAIT`].
+async fn eventually(what: &str, condition: impl FnMut() -> bool) {
+    gateway::eventually(WAIT, what, condition).await;
 }
 
-/// The stats of a queue in vhost `/`.
-fn queue_stats(broker: &Broker, name: &str) -> Option<QueueStats> {
-    broker
-        .vhost(&VhostName::default_vhost())?
-        .queue(&QueueName::new(name).ok()?)
-        .map(|queue| queue.stats())
-}
-
-/// MQTT's variable-length remaining length.
-fn remaining_length(mut len: usize, packet: &mut Vec<u8>) {
-    loop {
-        let mut byte = (len % 128) as u8;
-        len /= 128;
-        if len > 0 {
-            byte |= 0x80;
-        }
-        packet.push(byte);
-        if len == 0 {
-            break;
-        }
-    }
-}
-
-fn mqtt_string(text: &str, into: &mut Vec<u8>) {
-    into.extend_from_slice(&u16::try_from(text.len()).unwrap().to_be_bytes());
-    into.extend_from_slice(text.as_bytes());
-}
-
-/// A raw MQTT 3.1.1 client that connects, subscribes at `qos`, and then never reads again.
+/// A raw MQTT 3.1.1 client that connects (no keepalive), subscribes at `qos`, and then never
+/// reads again.
 async fn stalled_subscriber(
     addr: SocketAddr,
     client_id: &str,
     clean_session: bool,
     filter: &str,
     qos: u8,
-) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).await.unwrap();
-    let mut body = Vec::new();
-    mqtt_string("MQTT", &mut body);
-    body.push(4);
-    body.push(if clean_session { 0x02 } else { 0x00 });
-    body.extend_from_slice(&0u16.to_be_bytes()); // no keepalive
-    mqtt_string(client_id, &mut body);
-    let mut connect = vec![0x10];
-    remaining_length(body.len(), &mut connect);
-    connect.extend_from_slice(&body);
-    stream.write_all(&connect).await.unwrap();
-    let mut connack = [0u8; 4];
-    tokio::time::timeout(WAIT, stream.read_exact(&mut connack))
-        .await
-        .unwrap()
-        .unwrap();
+) -> Raw {
+    let mut raw = Raw::open(addr).await;
+    let flags = u8::from(clean_session) << 1;
+    raw.send(&connect(
+        b"MQTT",
+        4,
+        flags,
+        0,
+        None,
+        &string(client_id.as_bytes()),
+    ))
+    .await;
+    let connack = raw.next_within(WAIT).await;
     assert_eq!(
-        (connack[0], connack[3]),
-        (0x20, 0),
-        "CONNACK accepted: {connack:?}"
+        connack,
+        mqtt::Read::Packet(0x20, vec![0, 0]),
+        "CONNACK accepted"
     );
-
-    let mut body = 1u16.to_be_bytes().to_vec();
-    mqtt_string(filter, &mut body);
-    body.push(qos);
-    let mut subscribe = vec![0x82];
-    remaining_length(body.len(), &mut subscribe);
-    subscribe.extend_from_slice(&body);
-    stream.write_all(&subscribe).await.unwrap();
-    let mut suback = [0u8; 5];
-    tokio::time::timeout(WAIT, stream.read_exact(&mut suback))
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(suback, [0x90, 3, 0, 1, qos], "SUBACK granted");
-    stream
+    raw.send(&subscribe(1, filter, qos, false)).await;
+    let suback = raw.next_within(WAIT).await;
+    assert_eq!(
+        suback,
+        mqtt::Read::Packet(0x90, vec![0, 1, qos]),
+        "SUBACK granted"
+    );
+    raw
 }
 
 fn options(id: &str, addr: SocketAddr) -> MqttOptions {
-    let mut options = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+    let mut options = mqtt::v4::options(id, addr);
     options.set_keep_alive(Duration::from_secs(30));
     options.set_max_packet_size(1 << 20, 1 << 20);
     options

@@ -3,13 +3,18 @@
 //! code; a plain close where 3.1.1 has no code) and then that another client still completes a
 //! publish/subscribe round trip on the same gateway.
 
+#[allow(dead_code)]
+#[path = "support/gateway.rs"]
+mod gateway;
+#[allow(dead_code)]
 #[path = "support/mqtt.rs"]
-mod support;
+mod mqtt;
 
 use std::net::SocketAddr;
 
+use gateway::start;
 use mqgate::Limits;
-use support::*;
+use mqtt::*;
 
 /// Connects a 5.0 client, sends `bad`, expects DISCONNECT `code` and the close.
 async fn v5_disconnects(addr: SocketAddr, bad: &[u8], code: u8) {
@@ -31,7 +36,7 @@ async fn v311_closes(addr: SocketAddr, bad: &[u8]) {
 
 #[tokio::test]
 async fn remaining_length_over_four_bytes_is_malformed() {
-    let (_gateway, addr) = gateway().await;
+    let (_gateway, addr) = start(|_| {}).await;
     let bad = [0x30, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F];
     v5_disconnects(addr, &bad, 0x81).await;
     v311_closes(addr, &bad).await;
@@ -44,7 +49,7 @@ async fn remaining_length_over_four_bytes_is_malformed() {
 
 #[tokio::test]
 async fn first_packet_not_connect_is_closed() {
-    let (_gateway, addr) = gateway().await;
+    let (_gateway, addr) = start(|_| {}).await;
     for first in [
         vec![0xC0, 0x00],                  // PINGREQ
         publish(0, b"a/b", 0, None, b"x"), // PUBLISH
@@ -60,7 +65,7 @@ async fn first_packet_not_connect_is_closed() {
 
 #[tokio::test]
 async fn second_connect_is_a_protocol_error() {
-    let (_gateway, addr) = gateway().await;
+    let (_gateway, addr) = start(|_| {}).await;
     let id = unique("twice");
     let (mut raw, _) = Raw::v5(addr, &id).await;
     raw.send(&connect_v5(id.as_bytes(), &[])).await;
@@ -74,7 +79,7 @@ async fn second_connect_is_a_protocol_error() {
 
 #[tokio::test]
 async fn reserved_packet_types() {
-    let (_gateway, addr) = gateway().await;
+    let (_gateway, addr) = start(|_| {}).await;
     // Type 0 is reserved in every version: malformed.
     v5_disconnects(addr, &[0x00, 0x00], 0x81).await;
     v311_closes(addr, &[0x00, 0x00]).await;
@@ -93,7 +98,7 @@ async fn reserved_packet_types() {
 
 #[tokio::test]
 async fn bad_fixed_header_flags_are_malformed() {
-    let (_gateway, addr) = gateway().await;
+    let (_gateway, addr) = start(|_| {}).await;
     let cases: [&[u8]; 5] = [
         &[0x80, 0x07, 0, 1, 0, 0, 1, b'a', 0], // SUBSCRIBE with flags 0000 (must be 0010)
         &[0xA0, 0x06, 0, 1, 0, 0, 1, b'a'],    // UNSUBSCRIBE with flags 0000
@@ -127,7 +132,7 @@ const BAD_STRINGS: [&[u8]; 2] = [&[b'a', 0xC3, 0x28], b"a\0b"];
 
 #[tokio::test]
 async fn invalid_utf8_and_nul_in_a_topic_are_malformed() {
-    let (_gateway, addr) = gateway().await;
+    let (_gateway, addr) = start(|_| {}).await;
     for topic in BAD_STRINGS {
         v5_disconnects(addr, &publish(0, topic, 0, Some(&[]), b"x"), 0x81).await;
         v5_disconnects(addr, &publish(1, topic, 1, Some(&[]), b"x"), 0x81).await;
@@ -143,7 +148,7 @@ async fn invalid_utf8_and_nul_in_a_topic_are_malformed() {
 
 #[tokio::test]
 async fn invalid_utf8_and_nul_in_the_client_id_are_malformed() {
-    let (_gateway, addr) = gateway().await;
+    let (_gateway, addr) = start(|_| {}).await;
     for id in BAD_STRINGS {
         let mut raw = Raw::open(addr).await;
         raw.send(&connect_v5(id, &[])).await;
@@ -158,7 +163,7 @@ async fn invalid_utf8_and_nul_in_the_client_id_are_malformed() {
 
 #[tokio::test]
 async fn wildcards_in_a_publish_topic_are_topic_name_invalid() {
-    let (_gateway, addr) = gateway().await;
+    let (_gateway, addr) = start(|_| {}).await;
     // [MQTT-3.3.2-2]: no wildcards in a Topic Name; MQTT 5 names the fault 0x90.
     for topic in [&b"a/+/c"[..], b"a/#", b"#", b"+", b"a+b"] {
         v5_disconnects(addr, &publish(0, topic, 0, Some(&[]), b"x"), 0x90).await;
@@ -170,7 +175,7 @@ async fn wildcards_in_a_publish_topic_are_topic_name_invalid() {
 
 #[tokio::test]
 async fn empty_topic_without_an_alias_is_a_protocol_error() {
-    let (_gateway, addr) = gateway().await;
+    let (_gateway, addr) = start(|_| {}).await;
     // MQTT 5.0 section 3.3.2.1: "It is a Protocol Error if the Topic Name is zero length and
     // there is no Topic Alias." So 0x82, not 0x90: the name is not invalid, it is missing.
     v5_disconnects(addr, &publish(0, b"", 0, Some(&[]), b"x"), 0x82).await;
@@ -182,7 +187,7 @@ async fn empty_topic_without_an_alias_is_a_protocol_error() {
 
 #[tokio::test]
 async fn zero_and_out_of_range_topic_aliases_are_topic_alias_invalid() {
-    let (_gateway, addr) = gateway().await;
+    let (_gateway, addr) = start(|_| {}).await;
     // Alias 0 is never valid ([MQTT-3.3.2-8]); above the server's Topic Alias Maximum is
     // 0x94 by definition (MQTT 5.0 3.3.2.3.4). Both are 0x94, as in Mosquitto and EMQX.
     v5_disconnects(
@@ -210,7 +215,7 @@ async fn unknown_topic_alias_is_a_protocol_error() {
     // MQTT 5.0 defines 0x94 only for an alias above the maximum (3.3.2.3.4 and the 0x94 text);
     // a zero-length topic that names no topic is the Protocol Error of 3.3.2.1. Mosquitto,
     // EMQX and HiveMQ all answer it with 0x82, so the gateway does.
-    let (_gateway, addr) = gateway().await;
+    let (_gateway, addr) = start(|_| {}).await;
     v5_disconnects(addr, &publish(0, b"", 0, Some(&[0x23, 0, 1]), b"x"), 0x82).await;
     // A mapping made on one connection is not known on another.
     let (mut first, _) = Raw::v5(addr, &unique("alias-set")).await;
@@ -235,7 +240,7 @@ async fn unknown_topic_alias_is_a_protocol_error() {
 
 #[tokio::test]
 async fn duplicate_and_misplaced_v5_properties_are_protocol_errors() {
-    let (_gateway, addr) = gateway().await;
+    let (_gateway, addr) = start(|_| {}).await;
     for block in [
         &[0x01, 0, 0x01, 1][..],                   // Payload Format Indicator twice
         &[0x02, 0, 0, 0, 9, 0x02, 0, 0, 0, 9][..], // Message Expiry Interval twice
@@ -268,7 +273,7 @@ async fn duplicate_and_misplaced_v5_properties_are_protocol_errors() {
 
 #[tokio::test]
 async fn receive_maximum_zero_in_connect_is_refused_with_connack_0x82() {
-    let (_gateway, addr) = gateway().await;
+    let (_gateway, addr) = start(|_| {}).await;
     let mut raw = Raw::open(addr).await;
     raw.send(&connect_v5(unique("rm0").as_bytes(), &[0x21, 0, 0]))
         .await;
@@ -323,7 +328,7 @@ fn publish_of_size(total: usize, v5: bool) -> Vec<u8> {
 
 #[tokio::test]
 async fn connect_over_64_kib_before_authentication_is_refused() {
-    let (_gateway, addr) = gateway().await;
+    let (_gateway, addr) = start(|_| {}).await;
     let total = 64 * 1024 + 1;
     // Only the first KiB is sent: the server must refuse from the header, and bytes it never
     // reads would turn its close into a reset that can overtake its answer.
@@ -348,7 +353,7 @@ async fn publish_over_the_configured_maximum_gets_disconnect_0x95() {
         max_message_size: 4 * 1024,
         ..Limits::default()
     };
-    let (_gateway, addr) = gateway_with(limits).await;
+    let (_gateway, addr) = start(|settings| settings.limits = limits).await;
     let (mut raw, ack) = Raw::v5(addr, &unique("big")).await;
     // The announced Maximum Packet Size counts the whole packet.
     let max = usize::try_from(ack.u32_property(0x27).expect("Maximum Packet Size")).unwrap();
@@ -367,7 +372,7 @@ async fn publish_over_the_configured_maximum_gets_disconnect_0x95() {
 
 #[tokio::test]
 async fn a_declared_268_mb_packet_is_refused_from_its_header_alone() {
-    let (_gateway, addr) = gateway().await;
+    let (_gateway, addr) = start(|_| {}).await;
     // After CONNECT: a PUBLISH header announcing 268 435 455 bytes, and nothing else.
     let (mut raw, _) = Raw::v5(addr, &unique("huge")).await;
     let before = raw.sent;

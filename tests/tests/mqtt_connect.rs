@@ -2,15 +2,20 @@
 //! 3.1 clients, unsupported versions, empty client ids, Receive Maximum, UNSUBSCRIBE and
 //! keepalive with wills, each against an in-process gateway on port 0.
 
+#[allow(dead_code)]
+#[path = "support/gateway.rs"]
+mod gateway;
+#[allow(dead_code)]
 #[path = "support/mqtt.rs"]
-mod support;
+mod mqtt;
 
-use rumqttc::{AsyncClient, Packet, QoS};
-use support::*;
+use gateway::start;
+use mqtt::*;
+use rumqttc::{AsyncClient, QoS};
 
 #[tokio::test]
 async fn mqtt_31_client_connects_and_publishes_and_subscribes() {
-    let (_gateway, addr) = gateway().await;
+    let (_gateway, addr) = start(|_| {}).await;
     let id = unique("v31");
     let mut raw = Raw::open(addr).await;
     raw.send(&connect_v31(&id)).await;
@@ -50,11 +55,8 @@ async fn mqtt_31_client_connects_and_publishes_and_subscribes() {
     }
 
     // A 3.1.1 client (rumqttc) publishes; the 3.1 client receives.
-    let (client, events) = AsyncClient::new(options(&unique("to-v31"), addr), 16);
-    let driver = tokio::spawn(async move {
-        let mut events = events;
-        while events.poll().await.is_ok() {}
-    });
+    let (client, events) = AsyncClient::new(v4::options(&unique("to-v31"), addr), 16);
+    let driver = v4::drive(events);
     client
         .publish("v31/from-311", QoS::AtMostOnce, false, "hi 3.1")
         .await
@@ -69,7 +71,7 @@ async fn mqtt_31_client_connects_and_publishes_and_subscribes() {
 
 #[tokio::test]
 async fn unsupported_protocol_level_gets_connack_0x01() {
-    let (_gateway, addr) = gateway().await;
+    let (_gateway, addr) = start(|_| {}).await;
     for (name, level) in [
         (&b"MQTT"[..], 6),
         (b"MQTT", 3),
@@ -92,7 +94,7 @@ async fn unsupported_protocol_level_gets_connack_0x01() {
 
 #[tokio::test]
 async fn level_5_under_another_protocol_name_gets_v5_connack_0x84() {
-    let (_gateway, addr) = gateway().await;
+    let (_gateway, addr) = start(|_| {}).await;
     // The client speaks MQTT 5 framing, so the refusal is an MQTT 5 CONNACK (a 3.1.1 one would
     // be malformed to it): 0x84 Unsupported Protocol Version.
     for name in [&b"MQTX"[..], b"mqtt", b"MQIsdp"] {
@@ -106,7 +108,7 @@ async fn level_5_under_another_protocol_name_gets_v5_connack_0x84() {
 
 #[tokio::test]
 async fn empty_client_id_in_311_needs_clean_session() {
-    let (_gateway, addr) = gateway().await;
+    let (_gateway, addr) = start(|_| {}).await;
     // Clean session 0: CONNACK 0x02 Identifier Rejected ([MQTT-3.1.3-8]), then close.
     let mut raw = Raw::open(addr).await;
     raw.send(&connect_v311(b"", false)).await;
@@ -131,7 +133,7 @@ async fn empty_client_id_in_311_needs_clean_session() {
 
 #[tokio::test]
 async fn empty_client_id_in_v5_gets_an_assigned_client_identifier() {
-    let (_gateway, addr) = gateway().await;
+    let (_gateway, addr) = start(|_| {}).await;
     let mut ids = Vec::new();
     for _ in 0..2 {
         let mut raw = Raw::open(addr).await;
@@ -157,7 +159,7 @@ async fn empty_client_id_in_v5_gets_an_assigned_client_identifier() {
 
 #[tokio::test]
 async fn exceeding_the_servers_receive_maximum_gets_disconnect_0x93() {
-    let (_gateway, addr) = gateway().await;
+    let (_gateway, addr) = start(|_| {}).await;
     let (mut raw, ack) = Raw::v5(addr, &unique("flood")).await;
     let receive_maximum = ack.u16_property(0x21).unwrap_or(65_535);
     assert!(receive_maximum < 1000, "announced {receive_maximum}");
@@ -186,7 +188,7 @@ async fn exceeding_the_servers_receive_maximum_gets_disconnect_0x93() {
 
 #[tokio::test]
 async fn unsubscribe_stops_deliveries() {
-    let (_gateway, addr) = gateway().await;
+    let (_gateway, addr) = start(|_| {}).await;
     for v5 in [false, true] {
         let id = unique("unsub");
         let mut raw = if v5 {
@@ -231,16 +233,13 @@ async fn unsubscribe_stops_deliveries() {
 
 #[tokio::test]
 async fn keepalive_closes_a_silent_client_and_publishes_its_will() {
-    let (_gateway, addr) = gateway().await;
-    let (watcher, mut watch_events) = AsyncClient::new(options(&unique("watcher"), addr), 16);
+    let (_gateway, addr) = start(|_| {}).await;
+    let (watcher, mut watch_events) = AsyncClient::new(v4::options(&unique("watcher"), addr), 16);
     watcher
         .subscribe("wills/#", QoS::AtLeastOnce)
         .await
         .unwrap();
-    wait_for(&mut watch_events, |p| {
-        matches!(p, Packet::SubAck(_)).then_some(())
-    })
-    .await;
+    v4::suback(&mut watch_events).await;
 
     for v5 in [false, true] {
         let id = unique("silent");
@@ -269,11 +268,7 @@ async fn keepalive_closes_a_silent_client_and_publishes_its_will() {
         } else {
             raw.closed().await;
         }
-        let will = wait_for(&mut watch_events, |p| match p {
-            Packet::Publish(publish) => Some(publish.clone()),
-            _ => None,
-        })
-        .await;
+        let will = v4::next_publish(&mut watch_events).await;
         assert_eq!(will.topic, will_topic);
         assert_eq!(&will.payload[..], b"lost");
     }

@@ -3,191 +3,29 @@
 //! the configured overflow), resends in order, session present both ways; takeover keeps the
 //! state; a shared-subscription member that leaves hands its unacked messages to the others.
 
+#[allow(dead_code)]
+#[path = "support/gateway.rs"]
+mod gateway;
+#[allow(dead_code)]
+#[path = "support/mqtt.rs"]
+mod mqtt;
+
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::Arc;
 
-use mqgate::protocols::Protocol;
-use mqgate::{
-    AsyncStream, BoxFuture, ConnectionHandler, ConnectionMeta, Gateway, ListenerSpec,
-    RunningGateway, Settings, Transport,
-};
-use mqgate_core::auth::{hash_password, PermissionSpec, User, UserSpec, Users};
+use gateway::{eventually, start_serving, wait_offline, wait_ready, within, STEP};
 use mqgate_core::metrics::Metrics;
-use mqgate_core::names::{QueueName, UserName, VhostName};
 use mqgate_mqtt::settings::SessionOverflow;
-use mqgate_mqtt::{MqttContext, MqttSettings};
-use mqgate_session::DriverConfig;
-use rumqttc::{AsyncClient, ConnAck, Event, EventLoop, MqttOptions, Packet, Publish, QoS};
-use tokio_util::sync::CancellationToken;
+use mqgate_mqtt::MqttSettings;
+use mqtt::unique;
+use mqtt::v4::{connack, drive, next_publish, publisher, subscribe};
+use rumqttc::{AsyncClient, MqttOptions, Publish, QoS};
 
-const STEP: Duration = Duration::from_secs(5);
-
-/// Serves MQTT with chosen settings (the gateway's own handler uses the defaults).
-struct Handler {
-    ctx: OnceLock<MqttContext>,
-}
-
-impl ConnectionHandler for Handler {
-    fn handle(
-        &self,
-        stream: Box<dyn AsyncStream>,
-        meta: ConnectionMeta,
-        shutdown: CancellationToken,
-    ) -> BoxFuture<()> {
-        let ctx = self.ctx.get().cloned();
-        Box::pin(async move {
-            if let Some(ctx) = ctx {
-                let _ = mqgate_mqtt::serve(stream, &ctx, meta.peer, None, meta.id, shutdown).await;
-            }
-        })
-    }
-}
-
-fn users() -> Users {
-    Users::new([User::new(UserSpec {
-        name: "guest".to_owned(),
-        password_hash: hash_password("guest").unwrap(),
-        loopback_only: true,
-        tags: vec!["administrator".to_owned()],
-        permissions: vec![PermissionSpec {
-            vhost: "/".to_owned(),
-            configure: ".*".to_owned(),
-            write: ".*".to_owned(),
-            read: ".*".to_owned(),
-        }],
-    })
-    .unwrap()])
-    .unwrap()
-}
-
-async fn gateway(settings: MqttSettings) -> (RunningGateway, SocketAddr) {
-    let users = Arc::new(users());
-    let gateway_settings = Settings {
-        listeners: vec![ListenerSpec {
-            protocol: Protocol::Mqtt,
-            transport: Transport::Plain,
-            addr: "127.0.0.1:0".parse().unwrap(),
-        }],
-        users: Arc::clone(&users),
-        anonymous: Some(UserName::new("guest").unwrap()),
-        ..Settings::default()
-    };
-    let handler = Arc::new(Handler {
-        ctx: OnceLock::new(),
-    });
-    let running = Gateway::builder(gateway_settings)
-        .handler(Protocol::Mqtt, handler.clone())
-        .start()
-        .await
-        .unwrap();
-    let ctx = MqttContext::new(
-        Arc::clone(running.broker()),
-        users,
-        Some(UserName::new("guest").unwrap()),
-        settings,
-        DriverConfig::default(),
-    );
-    assert!(handler.ctx.set(ctx).is_ok());
-    let addr = running
-        .local_addr(Protocol::Mqtt, Transport::Plain)
-        .unwrap();
-    (running, addr)
-}
-
-static NEXT_ID: AtomicU32 = AtomicU32::new(0);
-
-/// A client id unique within this test binary.
-fn unique(prefix: &str) -> String {
-    format!("s311-{prefix}-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
-}
-
+/// The default options with clean session as given.
 fn options(id: &str, addr: SocketAddr, clean: bool) -> MqttOptions {
-    let mut options = MqttOptions::new(id, addr.ip().to_string(), addr.port());
-    options.set_keep_alive(Duration::from_secs(5));
+    let mut options = mqtt::v4::options(id, addr);
     options.set_clean_session(clean);
     options
-}
-
-/// Polls until `pick` accepts an incoming packet, failing after `STEP`.
-async fn wait_for<T>(events: &mut EventLoop, mut pick: impl FnMut(&Packet) -> Option<T>) -> T {
-    tokio::time::timeout(STEP, async {
-        loop {
-            match events.poll().await {
-                Ok(Event::Incoming(packet)) => {
-                    if let Some(found) = pick(&packet) {
-                        return found;
-                    }
-                }
-                Ok(Event::Outgoing(_)) => {}
-                Err(error) => panic!("connection failed: {error:?}"),
-            }
-        }
-    })
-    .await
-    .expect("timed out")
-}
-
-async fn connack(events: &mut EventLoop) -> ConnAck {
-    wait_for(events, |p| match p {
-        Packet::ConnAck(ack) => Some(ack.clone()),
-        _ => None,
-    })
-    .await
-}
-
-async fn next_publish(events: &mut EventLoop) -> Publish {
-    wait_for(events, |p| match p {
-        Packet::Publish(publish) => Some(publish.clone()),
-        _ => None,
-    })
-    .await
-}
-
-async fn subscribe(client: &AsyncClient, events: &mut EventLoop, filter: &str, qos: QoS) {
-    client.subscribe(filter, qos).await.unwrap();
-    wait_for(events, |p| matches!(p, Packet::SubAck(_)).then_some(())).await;
-}
-
-/// A connected client whose event loop runs in the background (a publisher).
-async fn publisher(addr: SocketAddr, id: &str) -> AsyncClient {
-    let (client, mut events) = AsyncClient::new(options(id, addr, true), 64);
-    connack(&mut events).await;
-    tokio::spawn(async move { while events.poll().await.is_ok() {} });
-    client
-}
-
-/// Waits until the session queue of `id` has no consumer (its connection is gone).
-async fn wait_offline(gateway: &RunningGateway, id: &str) {
-    let vhost = gateway.broker().vhost(&VhostName::default_vhost()).unwrap();
-    let queue = QueueName::new(format!("mqtt-session.{id}")).unwrap();
-    tokio::time::timeout(STEP, async {
-        while vhost
-            .queue(&queue)
-            .is_some_and(|queue| queue.stats().consumers > 0)
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the gateway did not notice the disconnect");
-}
-
-/// Waits until the session queue of `id` holds `ready` messages.
-async fn wait_ready(gateway: &RunningGateway, id: &str, ready: u32) {
-    let vhost = gateway.broker().vhost(&VhostName::default_vhost()).unwrap();
-    let queue = QueueName::new(format!("mqtt-session.{id}")).unwrap();
-    tokio::time::timeout(STEP, async {
-        while vhost
-            .queue(&queue)
-            .is_none_or(|queue| queue.stats().ready != ready)
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the session queue did not reach the expected count");
 }
 
 fn text(publish: &Publish) -> String {
@@ -196,7 +34,7 @@ fn text(publish: &Publish) -> String {
 
 #[tokio::test]
 async fn mqtt_sessions_clean_session_false_queues_while_offline_and_resends_in_order() {
-    let (gateway, addr) = gateway(MqttSettings::default()).await;
+    let (gateway, addr) = start_serving(MqttSettings::default()).await;
     let id = unique("keep");
     let (sub, mut events) = AsyncClient::new(options(&id, addr, false), 32);
     assert!(!connack(&mut events).await.session_present, "first connect");
@@ -246,7 +84,7 @@ async fn mqtt_sessions_offline_queue_is_bounded_and_drop_head_keeps_the_newest()
         session_overflow: SessionOverflow::DropHead,
         ..MqttSettings::default()
     };
-    let (gateway, addr) = gateway(settings).await;
+    let (gateway, addr) = start_serving(settings).await;
     let id = unique("bound");
     let (sub, mut events) = AsyncClient::new(options(&id, addr, false), 32);
     connack(&mut events).await;
@@ -264,13 +102,10 @@ async fn mqtt_sessions_offline_queue_is_bounded_and_drop_head_keeps_the_newest()
             .unwrap();
     }
     let metrics = Arc::clone(gateway.broker().metrics());
-    tokio::time::timeout(STEP, async {
-        while Metrics::read(&metrics.overflow_dropped) < dropped_before + 2 {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    eventually(STEP, "overflow drops not counted", || {
+        Metrics::read(&metrics.overflow_dropped) >= dropped_before + 2
     })
-    .await
-    .expect("overflow drops not counted");
+    .await;
     wait_ready(&gateway, &id, 3).await;
 
     let (_sub, mut events) = AsyncClient::new(options(&id, addr, false), 32);
@@ -297,25 +132,22 @@ async fn mqtt_sessions_offline_queue_is_bounded_and_drop_head_keeps_the_newest()
 
 #[tokio::test]
 async fn mqtt_sessions_takeover_of_a_persistent_session_keeps_its_state() {
-    let (_gateway, addr) = gateway(MqttSettings::default()).await;
+    let (_gateway, addr) = start_serving(MqttSettings::default()).await;
     let id = unique("take");
     let (old, mut old_events) = AsyncClient::new(options(&id, addr, false), 32);
     connack(&mut old_events).await;
     subscribe(&old, &mut old_events, "take/#", QoS::AtLeastOnce).await;
     // Keep the old connection's loop running so it can be taken over.
-    let old_loop = tokio::spawn(async move {
-        // Ends when the gateway closes it.
-        while old_events.poll().await.is_ok() {}
-    });
+    // Ends when the gateway closes it.
+    let old_loop = drive(old_events);
 
     let (_new, mut events) = AsyncClient::new(options(&id, addr, false), 32);
     assert!(
         connack(&mut events).await.session_present,
         "state taken over"
     );
-    tokio::time::timeout(STEP, old_loop)
+    within(STEP, "old connection not closed", old_loop)
         .await
-        .expect("old connection not closed")
         .unwrap();
     let publisher = publisher(addr, &unique("take-pub")).await;
     publisher
@@ -329,7 +161,7 @@ async fn mqtt_sessions_takeover_of_a_persistent_session_keeps_its_state() {
 
 #[tokio::test]
 async fn mqtt_sessions_shared_member_leaving_hands_unacked_messages_to_the_other() {
-    let (_gateway, addr) = gateway(MqttSettings::default()).await;
+    let (_gateway, addr) = start_serving(MqttSettings::default()).await;
     let manual = |id: &str| {
         let mut options = options(id, addr, true);
         options.set_manual_acks(true);

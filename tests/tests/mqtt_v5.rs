@@ -2,166 +2,24 @@
 //! identifiers, no-local, retain-as-published, retain handling, inbound topic aliases, session
 //! expiry, server keepalive, maximum packet size and user properties.
 
-use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock};
+#[allow(dead_code)]
+#[path = "support/gateway.rs"]
+mod gateway;
+#[allow(dead_code)]
+#[path = "support/mqtt.rs"]
+mod mqtt;
+
 use std::time::Duration;
 
-use mqgate::protocols::Protocol;
-use mqgate::{
-    AsyncStream, BoxFuture, ConnectionHandler, ConnectionMeta, Gateway, ListenerSpec,
-    RunningGateway, Settings, Transport,
-};
-use mqgate_core::auth::{hash_password, PermissionSpec, User, UserSpec, Users};
-use mqgate_core::names::{QueueName, UserName, VhostName};
-use mqgate_mqtt::{MqttContext, MqttSettings};
-use mqgate_session::DriverConfig;
+use gateway::{eventually, session_stats, start_serving, wait_offline, STEP};
+use mqgate_mqtt::MqttSettings;
+use mqtt::unique;
+use mqtt::v5::{connack, connect, next_publish, options, publisher, suback, wait_for};
 use rumqttc::v5::mqttbytes::v5::{
-    ConnAck, Filter, Packet, Publish, PublishProperties, RetainForwardRule, SubscribeProperties,
+    Filter, Packet, PublishProperties, RetainForwardRule, SubscribeProperties,
 };
 use rumqttc::v5::mqttbytes::QoS;
-use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
-use tokio_util::sync::CancellationToken;
-
-const STEP: Duration = Duration::from_secs(5);
-
-/// Serves MQTT with chosen settings (the gateway's own handler uses the defaults).
-struct Handler {
-    ctx: OnceLock<MqttContext>,
-}
-
-impl ConnectionHandler for Handler {
-    fn handle(
-        &self,
-        stream: Box<dyn AsyncStream>,
-        meta: ConnectionMeta,
-        shutdown: CancellationToken,
-    ) -> BoxFuture<()> {
-        let ctx = self.ctx.get().cloned();
-        Box::pin(async move {
-            if let Some(ctx) = ctx {
-                let _ = mqgate_mqtt::serve(stream, &ctx, meta.peer, None, meta.id, shutdown).await;
-            }
-        })
-    }
-}
-
-fn users() -> Users {
-    Users::new([User::new(UserSpec {
-        name: "guest".to_owned(),
-        password_hash: hash_password("guest").unwrap(),
-        loopback_only: true,
-        tags: vec!["administrator".to_owned()],
-        permissions: vec![PermissionSpec {
-            vhost: "/".to_owned(),
-            configure: ".*".to_owned(),
-            write: ".*".to_owned(),
-            read: ".*".to_owned(),
-        }],
-    })
-    .unwrap()])
-    .unwrap()
-}
-
-async fn gateway(settings: MqttSettings) -> (RunningGateway, SocketAddr) {
-    let users = Arc::new(users());
-    let gateway_settings = Settings {
-        listeners: vec![ListenerSpec {
-            protocol: Protocol::Mqtt,
-            transport: Transport::Plain,
-            addr: "127.0.0.1:0".parse().unwrap(),
-        }],
-        users: Arc::clone(&users),
-        anonymous: Some(UserName::new("guest").unwrap()),
-        ..Settings::default()
-    };
-    let handler = Arc::new(Handler {
-        ctx: OnceLock::new(),
-    });
-    let running = Gateway::builder(gateway_settings)
-        .handler(Protocol::Mqtt, handler.clone())
-        .start()
-        .await
-        .unwrap();
-    let ctx = MqttContext::new(
-        Arc::clone(running.broker()),
-        users,
-        Some(UserName::new("guest").unwrap()),
-        settings,
-        DriverConfig::default(),
-    );
-    assert!(handler.ctx.set(ctx).is_ok());
-    let addr = running
-        .local_addr(Protocol::Mqtt, Transport::Plain)
-        .unwrap();
-    (running, addr)
-}
-
-static NEXT_ID: AtomicU32 = AtomicU32::new(0);
-
-/// A client id unique within this test binary.
-fn unique(prefix: &str) -> String {
-    format!("v5-{prefix}-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))
-}
-
-fn options(id: &str, addr: SocketAddr) -> MqttOptions {
-    let mut options = MqttOptions::new(id, addr.ip().to_string(), addr.port());
-    options.set_keep_alive(Duration::from_secs(5));
-    options
-}
-
-/// Polls until `pick` accepts an incoming packet, failing after `STEP`.
-async fn wait_for<T>(events: &mut EventLoop, mut pick: impl FnMut(&Packet) -> Option<T>) -> T {
-    tokio::time::timeout(STEP, async {
-        loop {
-            match events.poll().await {
-                Ok(Event::Incoming(packet)) => {
-                    if let Some(found) = pick(&packet) {
-                        return found;
-                    }
-                }
-                Ok(Event::Outgoing(_)) => {}
-                Err(error) => panic!("connection failed: {error:?}"),
-            }
-        }
-    })
-    .await
-    .expect("timed out")
-}
-
-async fn connack(events: &mut EventLoop) -> ConnAck {
-    wait_for(events, |p| match p {
-        Packet::ConnAck(ack) => Some(ack.clone()),
-        _ => None,
-    })
-    .await
-}
-
-async fn suback(events: &mut EventLoop) {
-    wait_for(events, |p| matches!(p, Packet::SubAck(_)).then_some(())).await;
-}
-
-async fn next_publish(events: &mut EventLoop) -> Publish {
-    wait_for(events, |p| match p {
-        Packet::Publish(publish) => Some(publish.clone()),
-        _ => None,
-    })
-    .await
-}
-
-/// A connected client.
-async fn connect(addr: SocketAddr, id: &str) -> (AsyncClient, EventLoop) {
-    let (client, mut events) = AsyncClient::new(options(id, addr), 32);
-    connack(&mut events).await;
-    (client, events)
-}
-
-/// A connected client whose event loop runs in the background (a publisher).
-async fn publisher(addr: SocketAddr, id: &str) -> AsyncClient {
-    let (client, mut events) = connect(addr, id).await;
-    tokio::spawn(async move { while events.poll().await.is_ok() {} });
-    client
-}
+use rumqttc::v5::{AsyncClient, EventLoop};
 
 fn filter(path: &str, qos: QoS) -> Filter {
     Filter::new(path, qos)
@@ -172,25 +30,9 @@ async fn subscribe(client: &AsyncClient, events: &mut EventLoop, filter: Filter)
     suback(events).await;
 }
 
-/// Waits until the session queue of `id` has no consumer (its connection is gone).
-async fn wait_offline(gateway: &RunningGateway, id: &str) {
-    let vhost = gateway.broker().vhost(&VhostName::default_vhost()).unwrap();
-    let queue = QueueName::new(format!("mqtt-session.{id}")).unwrap();
-    tokio::time::timeout(STEP, async {
-        while vhost
-            .queue(&queue)
-            .is_some_and(|queue| queue.stats().consumers > 0)
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    })
-    .await
-    .expect("the gateway did not notice the disconnect");
-}
-
 #[tokio::test]
 async fn mqtt_v5_subscription_identifiers_are_delivered() {
-    let (_gateway, addr) = gateway(MqttSettings::default()).await;
+    let (_gateway, addr) = start_serving(MqttSettings::default()).await;
     let (sub, mut events) = connect(addr, &unique("sid")).await;
     for (path, id) in [("sid/a", 7), ("sid/#", 9)] {
         sub.subscribe_with_properties(
@@ -226,7 +68,7 @@ async fn mqtt_v5_subscription_identifiers_are_delivered() {
 
 #[tokio::test]
 async fn mqtt_v5_no_local_suppresses_own_messages() {
-    let (_gateway, addr) = gateway(MqttSettings::default()).await;
+    let (_gateway, addr) = start_serving(MqttSettings::default()).await;
     let (me, mut events) = connect(addr, &unique("nl")).await;
     let mut own = filter("nl/#", QoS::AtLeastOnce);
     own.nolocal = true;
@@ -257,7 +99,7 @@ async fn mqtt_v5_no_local_suppresses_own_messages() {
 
 #[tokio::test]
 async fn mqtt_v5_retain_as_published_keeps_the_flag_on_live_deliveries() {
-    let (_gateway, addr) = gateway(MqttSettings::default()).await;
+    let (_gateway, addr) = start_serving(MqttSettings::default()).await;
     let (keeps, mut keeps_events) = connect(addr, &unique("rap-keep")).await;
     let mut with_rap = filter("rap/t", QoS::AtLeastOnce);
     with_rap.preserve_retain = true;
@@ -275,18 +117,15 @@ async fn mqtt_v5_retain_as_published_keeps_the_flag_on_live_deliveries() {
 
 #[tokio::test]
 async fn mqtt_v5_retain_handling_0_1_2() {
-    let (_gateway, addr) = gateway(MqttSettings::default()).await;
+    let (_gateway, addr) = start_serving(MqttSettings::default()).await;
     let (publisher, mut publisher_events) = connect(addr, &unique("rh-pub")).await;
     publisher
         .publish("rh/t", QoS::AtLeastOnce, true, "kept")
         .await
         .unwrap();
     // PUBACK follows the engine's confirmation: the retained store holds it by then.
-    wait_for(&mut publisher_events, |p| {
-        matches!(p, Packet::PubAck(_)).then_some(())
-    })
-    .await;
-    tokio::spawn(async move { while publisher_events.poll().await.is_ok() {} });
+    mqtt::v5::puback(&mut publisher_events).await;
+    mqtt::v5::drive(publisher_events);
     let (sub, mut events) = connect(addr, &unique("rh")).await;
 
     let mut every = filter("rh/t", QoS::AtLeastOnce);
@@ -324,7 +163,7 @@ async fn mqtt_v5_retain_handling_0_1_2() {
 
 #[tokio::test]
 async fn mqtt_v5_inbound_topic_alias_names_the_topic() {
-    let (_gateway, addr) = gateway(MqttSettings::default()).await;
+    let (_gateway, addr) = start_serving(MqttSettings::default()).await;
     let (sub, mut events) = connect(addr, &unique("ta-sub")).await;
     subscribe(&sub, &mut events, filter("ta/#", QoS::AtLeastOnce)).await;
     let publisher = publisher(addr, &unique("ta-pub")).await;
@@ -358,7 +197,7 @@ async fn mqtt_v5_inbound_topic_alias_names_the_topic() {
 
 #[tokio::test]
 async fn mqtt_v5_session_kept_within_expiry_with_dup_for_unacked() {
-    let (gateway, addr) = gateway(MqttSettings::default()).await;
+    let (gateway, addr) = start_serving(MqttSettings::default()).await;
     let id = unique("se");
     let persistent = || {
         let mut options = options(&id, addr);
@@ -413,7 +252,7 @@ async fn mqtt_v5_session_kept_within_expiry_with_dup_for_unacked() {
 
 #[tokio::test]
 async fn mqtt_v5_session_gone_after_its_expiry() {
-    let (gateway, addr) = gateway(MqttSettings::default()).await;
+    let (gateway, addr) = start_serving(MqttSettings::default()).await;
     let id = unique("sx");
     let persistent = || {
         let mut options = options(&id, addr);
@@ -428,15 +267,10 @@ async fn mqtt_v5_session_gone_after_its_expiry() {
     drop(sub);
 
     // The sweep (every 100 ms) deletes the session queue once the expiry has passed.
-    let vhost = gateway.broker().vhost(&VhostName::default_vhost()).unwrap();
-    let queue = QueueName::new(format!("mqtt-session.{id}")).unwrap();
-    tokio::time::timeout(STEP, async {
-        while vhost.queue(&queue).is_some() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+    eventually(STEP, "session queue not swept", || {
+        session_stats(&gateway, &id).is_none()
     })
-    .await
-    .expect("session queue not swept");
+    .await;
 
     let (_sub, mut events) = AsyncClient::new(persistent(), 32);
     assert!(!connack(&mut events).await.session_present);
@@ -448,7 +282,7 @@ async fn mqtt_v5_server_keepalive_caps_a_longer_client_keepalive() {
         max_keepalive: 10,
         ..MqttSettings::default()
     };
-    let (_gateway, addr) = gateway(settings).await;
+    let (_gateway, addr) = start_serving(settings).await;
     let mut options = options(&unique("ka"), addr);
     options.set_keep_alive(Duration::from_secs(60));
     let (_client, mut events) = AsyncClient::new(options, 8);
@@ -464,7 +298,7 @@ async fn mqtt_v5_server_keepalive_caps_a_longer_client_keepalive() {
 
 #[tokio::test]
 async fn mqtt_v5_never_sends_more_than_the_client_maximum_packet_size() {
-    let (_gateway, addr) = gateway(MqttSettings::default()).await;
+    let (_gateway, addr) = start_serving(MqttSettings::default()).await;
     let mut options = options(&unique("mps"), addr);
     options.set_max_packet_size(Some(512));
     let (sub, mut events) = AsyncClient::new(options, 8);
@@ -486,7 +320,7 @@ async fn mqtt_v5_never_sends_more_than_the_client_maximum_packet_size() {
 
 #[tokio::test]
 async fn mqtt_v5_user_properties_arrive_in_order() {
-    let (_gateway, addr) = gateway(MqttSettings::default()).await;
+    let (_gateway, addr) = start_serving(MqttSettings::default()).await;
     let (sub, mut events) = connect(addr, &unique("up")).await;
     subscribe(&sub, &mut events, filter("up/t", QoS::AtLeastOnce)).await;
     let publisher = publisher(addr, &unique("up-pub")).await;

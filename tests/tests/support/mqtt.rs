@@ -1,27 +1,20 @@
-//! Shared helpers for the MQTT end-to-end tests: an in-process gateway on port 0, hand-written
-//! packets over a raw `TcpStream`, and a rumqttc probe proving the gateway still serves others.
+//! MQTT clients for the end-to-end tests: hand-written packets over a raw `TcpStream`, rumqttc
+//! helpers for its v4 (3.1.1) and v5 clients, and a probe proving the gateway still serves
+//! others.
 //!
-//! Every wait is bounded by [`STEP`]; nothing sleeps to synchronise.
-#![allow(
-    dead_code,
-    reason = "each test binary uses a different part of this module"
-)]
+//! Mount it next to `support/gateway.rs` (as `gateway`, which it uses for its bounds):
+//! `#[path = "support/mqtt.rs"] mod mqtt;`. Every wait is bounded by [`STEP`] unless a test
+//! names another bound; nothing sleeps to synchronise.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use mqgate::protocols::Protocol;
-use mqgate::{Gateway, Limits, ListenerSpec, RunningGateway, Settings, Transport};
-use mqgate_core::auth::{hash_password, PermissionSpec, User, UserSpec, Users};
-use mqgate_core::names::UserName;
-use rumqttc::{AsyncClient, Event, EventLoop, MqttOptions, Packet, QoS};
+use rumqttc::{AsyncClient, QoS};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// The bound on every single wait.
-pub const STEP: Duration = Duration::from_secs(5);
+use crate::gateway::STEP;
 
 /// Packet types, as the high nibble of the first byte.
 pub const CONNACK: u8 = 2;
@@ -40,47 +33,6 @@ pub fn unique(prefix: &str) -> String {
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     )
-}
-
-fn users() -> Users {
-    let spec = UserSpec {
-        name: "guest".to_owned(),
-        password_hash: hash_password("guest").unwrap(),
-        loopback_only: true,
-        tags: vec!["administrator".to_owned()],
-        permissions: vec![PermissionSpec {
-            vhost: "/".to_owned(),
-            configure: ".*".to_owned(),
-            write: ".*".to_owned(),
-            read: ".*".to_owned(),
-        }],
-    };
-    Users::new([User::new(spec).unwrap()]).unwrap()
-}
-
-/// A gateway with one plain MQTT listener on 127.0.0.1:0 and anonymous logins as `guest`.
-pub async fn gateway() -> (RunningGateway, SocketAddr) {
-    gateway_with(Limits::default()).await
-}
-
-/// Like [`gateway`], with `limits`.
-pub async fn gateway_with(limits: Limits) -> (RunningGateway, SocketAddr) {
-    let settings = Settings {
-        listeners: vec![ListenerSpec {
-            protocol: Protocol::Mqtt,
-            transport: Transport::Plain,
-            addr: "127.0.0.1:0".parse().unwrap(),
-        }],
-        users: Arc::new(users()),
-        anonymous: Some(UserName::new("guest").unwrap()),
-        limits,
-        ..Settings::default()
-    };
-    let running = Gateway::start(settings).await.unwrap();
-    let addr = running
-        .local_addr(Protocol::Mqtt, Transport::Plain)
-        .unwrap();
-    (running, addr)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -487,30 +439,149 @@ pub fn parse_publish(byte1: u8, body: &[u8], v5: bool) -> (String, Vec<u8>) {
 // ---------------------------------------------------------------------------------------------
 // rumqttc.
 
-/// rumqttc options for `id` with a 5 s keepalive.
-pub fn options(id: &str, addr: SocketAddr) -> MqttOptions {
-    let mut options = MqttOptions::new(id, addr.ip().to_string(), addr.port());
-    options.set_keep_alive(Duration::from_secs(5));
-    options
-}
+/// The rumqttc helpers, alike for its v4 and v5 clients: expanded in [`v4`] and [`v5`], where
+/// `AsyncClient`, `ConnAck`, `Event`, `EventLoop`, `MqttOptions`, `Packet` and `Publish` name
+/// that version's types.
+macro_rules! rumqttc_helpers {
+    () => {
+        use std::net::SocketAddr;
+        use std::time::Duration;
 
-/// Polls until `pick` accepts an incoming packet, failing after [`STEP`].
-pub async fn wait_for<T>(events: &mut EventLoop, mut pick: impl FnMut(&Packet) -> Option<T>) -> T {
-    tokio::time::timeout(STEP, async {
-        loop {
-            match events.poll().await {
-                Ok(Event::Incoming(packet)) => {
-                    if let Some(found) = pick(&packet) {
-                        return found;
+        use crate::gateway::{within, STEP};
+
+        /// Options for client `id` at `addr` with a 5 s keepalive.
+        pub fn options(id: &str, addr: SocketAddr) -> MqttOptions {
+            let mut options = MqttOptions::new(id, addr.ip().to_string(), addr.port());
+            options.set_keep_alive(Duration::from_secs(5));
+            options
+        }
+
+        /// Polls until `pick` accepts an incoming packet, failing after `limit` or on a
+        /// connection error.
+        pub async fn wait_for_within<T>(
+            limit: Duration,
+            events: &mut EventLoop,
+            mut pick: impl FnMut(&Packet) -> Option<T>,
+        ) -> T {
+            within(limit, "waiting for a packet", async {
+                loop {
+                    match events.poll().await {
+                        Ok(Event::Incoming(packet)) => {
+                            if let Some(found) = pick(&packet) {
+                                return found;
+                            }
+                        }
+                        Ok(Event::Outgoing(_)) => {}
+                        Err(error) => panic!("connection failed: {error:?}"),
                     }
                 }
-                Ok(Event::Outgoing(_)) => {}
-                Err(error) => panic!("connection failed: {error:?}"),
-            }
+            })
+            .await
         }
-    })
-    .await
-    .expect("timed out")
+
+        /// [`wait_for_within`] [`STEP`].
+        pub async fn wait_for<T>(
+            events: &mut EventLoop,
+            pick: impl FnMut(&Packet) -> Option<T>,
+        ) -> T {
+            wait_for_within(STEP, events, pick).await
+        }
+
+        /// The CONNACK.
+        pub async fn connack(events: &mut EventLoop) -> ConnAck {
+            wait_for(events, |p| match p {
+                Packet::ConnAck(ack) => Some(ack.clone()),
+                _ => None,
+            })
+            .await
+        }
+
+        /// The next SUBACK.
+        pub async fn suback(events: &mut EventLoop) {
+            wait_for(events, |p| matches!(p, Packet::SubAck(_)).then_some(())).await;
+        }
+
+        /// The next PUBACK.
+        pub async fn puback(events: &mut EventLoop) {
+            wait_for(events, |p| matches!(p, Packet::PubAck(_)).then_some(())).await;
+        }
+
+        /// The next PUBLISH.
+        pub async fn next_publish(events: &mut EventLoop) -> Publish {
+            wait_for(events, |p| match p {
+                Packet::Publish(publish) => Some(publish.clone()),
+                _ => None,
+            })
+            .await
+        }
+
+        /// A client for `options` whose CONNACK has arrived.
+        pub async fn connect_with(options: MqttOptions) -> (AsyncClient, EventLoop, ConnAck) {
+            let (client, mut events) = AsyncClient::new(options, 32);
+            let ack = connack(&mut events).await;
+            (client, events, ack)
+        }
+
+        /// A connected client `id` with the default [`options`].
+        pub async fn connect(addr: SocketAddr, id: &str) -> (AsyncClient, EventLoop) {
+            let (client, events, _) = connect_with(options(id, addr)).await;
+            (client, events)
+        }
+
+        /// Drives an event loop in the background until its connection ends.
+        pub fn drive(mut events: EventLoop) -> tokio::task::JoinHandle<()> {
+            tokio::spawn(async move { while events.poll().await.is_ok() {} })
+        }
+
+        /// A connected client whose event loop runs in the background (a publisher).
+        pub async fn publisher(addr: SocketAddr, id: &str) -> AsyncClient {
+            let (client, events) = connect(addr, id).await;
+            drive(events);
+            client
+        }
+    };
+}
+
+/// rumqttc's 3.1.1 client.
+pub mod v4 {
+    use rumqttc::{
+        AsyncClient, ConnAck, Event, EventLoop, MqttOptions, Packet, Publish, QoS,
+        SubscribeReasonCode,
+    };
+
+    rumqttc_helpers!();
+
+    /// Subscribes `client` to `filter` at `qos` and waits for the SUBACK.
+    pub async fn subscribe(client: &AsyncClient, events: &mut EventLoop, filter: &str, qos: QoS) {
+        client.subscribe(filter, qos).await.unwrap();
+        suback(events).await;
+    }
+
+    /// Subscribes `client` to `filter` at `qos` and asserts a SUBACK, within `limit`, granting
+    /// exactly that.
+    pub async fn subscribe_granted(
+        limit: Duration,
+        client: &AsyncClient,
+        events: &mut EventLoop,
+        filter: &str,
+        qos: QoS,
+    ) {
+        client.subscribe(filter, qos).await.unwrap();
+        let granted = wait_for_within(limit, events, |p| match p {
+            Packet::SubAck(ack) => Some(ack.return_codes.clone()),
+            _ => None,
+        })
+        .await;
+        assert_eq!(granted, vec![SubscribeReasonCode::Success(qos)]);
+    }
+}
+
+/// rumqttc's MQTT 5 client.
+pub mod v5 {
+    use rumqttc::v5::mqttbytes::v5::{ConnAck, Packet, Publish};
+    use rumqttc::v5::{AsyncClient, Event, EventLoop, MqttOptions};
+
+    rumqttc_helpers!();
 }
 
 /// Proves the gateway still serves other clients: a fresh rumqttc (3.1.1) client subscribes to
@@ -518,21 +589,14 @@ pub async fn wait_for<T>(events: &mut EventLoop, mut pick: impl FnMut(&Packet) -
 pub async fn assert_other_client_works(addr: SocketAddr) {
     let id = unique("probe");
     let topic = format!("probe/{id}");
-    let (client, mut events) = AsyncClient::new(options(&id, addr), 16);
+    let (client, mut events) = AsyncClient::new(v4::options(&id, addr), 16);
     client.subscribe(&topic, QoS::AtLeastOnce).await.unwrap();
-    wait_for(&mut events, |p| {
-        matches!(p, Packet::SubAck(_)).then_some(())
-    })
-    .await;
+    v4::suback(&mut events).await;
     client
         .publish(&topic, QoS::AtLeastOnce, false, "still here")
         .await
         .unwrap();
-    let received = wait_for(&mut events, |p| match p {
-        Packet::Publish(publish) => Some(publish.clone()),
-        _ => None,
-    })
-    .await;
+    let received = v4::next_publish(&mut events).await;
     assert_eq!(received.topic, topic);
     assert_eq!(&received.payload[..], b"still here");
     client.disconnect().await.unwrap();
