@@ -33,6 +33,10 @@ pub struct Metrics {
     pub dead_letter_dropped: AtomicU64,
     /// Messages purged or lost with a deleted queue.
     pub purged: AtomicU64,
+    /// Deliveries an adapter could not hand to its client and acknowledged instead: a message
+    /// over the client's maximum packet size, or whose routing key is no topic in the client's
+    /// protocol.
+    pub undeliverable_dropped: AtomicU64,
     /// Times the memory watermark blocked publishers.
     pub flow_blocked: AtomicU64,
     /// Times a consumer was parked because its session's transit window was full.

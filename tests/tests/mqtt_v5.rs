@@ -298,7 +298,7 @@ async fn mqtt_v5_server_keepalive_caps_a_longer_client_keepalive() {
 
 #[tokio::test]
 async fn mqtt_v5_never_sends_more_than_the_client_maximum_packet_size() {
-    let (_gateway, addr) = start_serving(MqttSettings::default()).await;
+    let (gateway, addr) = start_serving(MqttSettings::default()).await;
     let mut options = options(&unique("mps"), addr);
     options.set_max_packet_size(Some(512));
     let (sub, mut events) = AsyncClient::new(options, 8);
@@ -316,6 +316,11 @@ async fn mqtt_v5_never_sends_more_than_the_client_maximum_packet_size() {
     // An oversized packet would fail the client's poll (its incoming limit is 512 bytes).
     let received = next_publish(&mut events).await;
     assert_eq!(&received.payload[..], b"small");
+    // The dropped one is counted by the engine, not lost silently.
+    assert_eq!(
+        mqgate_core::metrics::Metrics::read(&gateway.broker().metrics().undeliverable_dropped),
+        1
+    );
 }
 
 #[tokio::test]

@@ -273,14 +273,21 @@ impl MqttSession {
         };
         let cap = usize::from(self.deliver.window) + self.settings.max_retained_per_subscribe;
         if qos != QoS::AtMostOnce && !self.deliver.has_room() && self.deliver.held.len() >= cap {
-            self.deliver.dropped += 1;
+            self.count_drop();
             return;
         }
         self.send_or_hold(held, Instant::now(), out);
     }
 
-    fn drop_delivery(&mut self, tag: DeliveryTag) -> Step {
+    /// Counts a delivery not sent to the client, in the session and in the engine's
+    /// `undeliverable_dropped`, so no drop is silent.
+    fn count_drop(&mut self) {
         self.deliver.dropped += 1;
+        Metrics::bump(&self.core.vhost().metrics().undeliverable_dropped);
+    }
+
+    fn drop_delivery(&mut self, tag: DeliveryTag) -> Step {
+        self.count_drop();
         self.ack_core(Some(tag));
         Step::Continue
     }
@@ -361,7 +368,7 @@ impl MqttSession {
         let packet = Packet::Publish(publish, properties);
         if let Some(sizer) = &self.deliver.sizer {
             if !sizer.fits_outgoing(&packet) {
-                self.deliver.dropped += 1;
+                self.count_drop();
                 tracing::debug!(client_id = %self.client_id, limit = ?self.deliver.max_packet_size, "publish over the client's maximum packet size dropped");
                 return false;
             }
