@@ -235,18 +235,19 @@ impl MqttHandshake {
             client: client_id.clone(),
         };
         let registry = Arc::clone(&self.ctx.registry);
-        if !expiry.is_zero()
-            && !registry.has_record(&key, std::time::Instant::now())
-            && !registry.has_room()
-        {
-            return Err((
-                Refusal::ServerBusy,
-                "too many persistent sessions".to_owned(),
-            ));
-        }
-
-        // Takeover.
-        let claim = registry.claim(key, self.connection_id);
+        // Takeover (and, for a persistent session, one of the limited slots).
+        let claim = if expiry.is_zero() {
+            registry.claim(key, self.connection_id)
+        } else {
+            registry
+                .claim_persistent(key, self.connection_id)
+                .map_err(|_| {
+                    (
+                        Refusal::ServerBusy,
+                        "too many persistent sessions".to_owned(),
+                    )
+                })?
+        };
         if let Some(previous) = &claim.previous_closed {
             tracing::info!(client_id = %client_id, "taking over the client id from an older connection");
             if tokio::time::timeout(settings.takeover_timeout, previous.cancelled())

@@ -119,7 +119,13 @@ struct LiveEntry {
     connection: ConnectionId,
     control: mpsc::Sender<Control>,
     closed: CancellationToken,
+    /// A persistent session holds one of the `max_records` slots while online too.
+    persistent: bool,
 }
+
+/// Every persistent-session slot is taken: the client is refused (server busy / unavailable).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RegistryFull;
 
 /// Every live session and persistent session record of one adapter (shared by its listeners).
 pub struct Registry {
@@ -166,6 +172,43 @@ impl Registry {
     /// Claims `key` for `connection`, telling a previous holder it is taken over.
     /// A delayed will of the key is cancelled: the client came back in time.
     pub fn claim(self: &Arc<Self>, key: SessionKey, connection: ConnectionId) -> Claim {
+        self.insert_live(key, connection, false)
+    }
+
+    /// Claims `key` for a persistent session, which holds one of the `max_records` slots while
+    /// online as while offline: refused when every slot is taken by another persistent session,
+    /// online or offline (expired records give theirs back first). The check and the claim are
+    /// one step under the registry's locks, so concurrent connects cannot both take the last
+    /// slot.
+    pub fn claim_persistent(
+        self: &Arc<Self>,
+        key: SessionKey,
+        connection: ConnectionId,
+    ) -> Result<Claim, RegistryFull> {
+        {
+            let live = self.live.lock();
+            let mut records = self.records.lock();
+            let now = Instant::now();
+            records.retain(|_, record| !record.expired(now));
+            let holds_slot =
+                records.contains_key(&key) || live.get(&key).is_some_and(|entry| entry.persistent);
+            let online_only = live
+                .iter()
+                .filter(|(k, entry)| entry.persistent && !records.contains_key(*k))
+                .count();
+            if !holds_slot && records.len() + online_only >= self.max_records {
+                return Err(RegistryFull);
+            }
+        }
+        Ok(self.insert_live(key, connection, true))
+    }
+
+    fn insert_live(
+        self: &Arc<Self>,
+        key: SessionKey,
+        connection: ConnectionId,
+        persistent: bool,
+    ) -> Claim {
         if let Some((_, will)) = self.wills.lock().remove(&key) {
             tracing::debug!(client_id = %key.client, "client reconnected: delayed will cancelled");
             will.cancel();
@@ -178,6 +221,7 @@ impl Registry {
                 connection,
                 control,
                 closed: closed.clone(),
+                persistent,
             },
         );
         let previous_closed = previous.map(|entry| {
@@ -249,11 +293,6 @@ impl Registry {
         }
         records.insert(key, record);
         true
-    }
-
-    /// True if a new persistent session fits.
-    pub fn has_room(&self) -> bool {
-        self.records.lock().len() < self.max_records
     }
 
     /// Forgets a persistent session.
@@ -404,5 +443,40 @@ mod tests {
         assert!(registry.store_record(key("b"), record(Duration::ZERO)));
         let later = Instant::now() + Duration::from_millis(5);
         assert!(registry.take_record(&key("b"), later).is_none());
+    }
+
+    #[test]
+    fn persistent_slots_count_online_and_offline_sessions() {
+        let registry = Registry::new(1);
+        let record = SessionRecord {
+            subscriptions: Vec::new(),
+            expiry: Duration::from_secs(60),
+            offline_since: Some(Instant::now()),
+            awaiting_pubcomp: Vec::new(),
+        };
+        let online = registry
+            .claim_persistent(key("a"), ConnectionId(1))
+            .unwrap();
+        assert_eq!(
+            registry.claim_persistent(key("b"), ConnectionId(2)).err(),
+            Some(RegistryFull),
+            "an online persistent session holds the only slot"
+        );
+        // Clean sessions never need a slot.
+        drop(registry.claim(key("c"), ConnectionId(3)));
+        // Going offline keeps the slot (as a record): still full.
+        drop(online);
+        assert!(registry.store_record(key("a"), record.clone()));
+        assert!(registry
+            .claim_persistent(key("b"), ConnectionId(4))
+            .is_err());
+        // Its own client gets it back.
+        let back = registry
+            .claim_persistent(key("a"), ConnectionId(5))
+            .unwrap();
+        drop(back);
+        // A session that ended (no record kept) frees the slot.
+        registry.discard_record(&key("a"));
+        assert!(registry.claim_persistent(key("b"), ConnectionId(6)).is_ok());
     }
 }
