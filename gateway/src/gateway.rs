@@ -108,6 +108,7 @@ impl GatewayBuilder {
             anonymous: settings.anonymous.clone(),
             limits: settings.limits.clone(),
             mqtt: settings.mqtt.clone(),
+            stomp: settings.stomp.clone(),
         };
 
         // Bind everything first: a failure drops what was bound, and no loop has started.

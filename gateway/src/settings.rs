@@ -12,6 +12,7 @@ use std::time::Duration;
 use mqgate_core::auth::Users;
 use mqgate_core::names::UserName;
 use mqgate_mqtt::MqttSettings;
+use mqgate_stomp::StompSettings;
 
 use crate::definitions::Definitions;
 use crate::protocols::Protocol;
@@ -73,6 +74,24 @@ pub fn default_mqtt_settings(limits: &Limits) -> MqttSettings {
     }
 }
 
+/// Room for a STOMP frame's command and headers on top of its largest body: the default
+/// `stomp.max_frame_size` is at most `limits.max_message_size` plus this, and a configured one
+/// may not exceed that sum.
+pub const STOMP_FRAME_OVERHEAD: usize = 64 * 1024;
+
+/// The STOMP adapter's settings when the config file says nothing: the adapter's defaults
+/// (4 MiB frames), with the largest frame lowered to `limits.max_message_size` plus
+/// [`STOMP_FRAME_OVERHEAD`] when that is smaller.
+pub fn default_stomp_settings(limits: &Limits) -> StompSettings {
+    let defaults = StompSettings::default();
+    StompSettings {
+        max_frame_size: defaults
+            .max_frame_size
+            .min(limits.max_message_size.saturating_add(STOMP_FRAME_OVERHEAD)),
+        ..defaults
+    }
+}
+
 /// Default time given to connections to finish after a shutdown signal.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -129,6 +148,8 @@ pub struct Settings {
     pub definitions: Definitions,
     /// The MQTT adapter's limits and options (the `mqtt:` section).
     pub mqtt: MqttSettings,
+    /// The STOMP adapter's limits and options (the `stomp:` section).
+    pub stomp: StompSettings,
 }
 
 impl Default for Settings {
@@ -138,6 +159,7 @@ impl Default for Settings {
         Self {
             log_filter: DEFAULT_LOG_FILTER.to_owned(),
             mqtt: default_mqtt_settings(&limits),
+            stomp: default_stomp_settings(&limits),
             limits,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             tls: None,
@@ -161,6 +183,7 @@ impl fmt::Debug for Settings {
             .field("anonymous", &self.anonymous)
             .field("definitions", &self.definitions)
             .field("mqtt", &self.mqtt)
+            .field("stomp", &self.stomp)
             .finish()
     }
 }

@@ -168,13 +168,7 @@ const MQTT_CONNECT: [u8; 14] = [0x10, 12, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x02,
 /// Connects to the MQTT listener named in the ready line and expects CONNACK accepted (the
 /// client is anonymous, as `guest`, from loopback).
 fn mqtt_connack(ready: &str) -> [u8; 4] {
-    let addr = ready
-        .split("mqtt ")
-        .nth(1)
-        .and_then(|rest| rest.split([',', ' ']).next())
-        .unwrap_or_else(|| panic!("no mqtt listener in {ready}"));
-    let addr: std::net::SocketAddr = addr.parse().unwrap();
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let mut stream = std::net::TcpStream::connect(listener_addr(ready, "mqtt")).unwrap();
     stream.set_read_timeout(Some(WAIT)).unwrap();
     stream.write_all(&MQTT_CONNECT).unwrap();
     let mut connack = [0u8; 4];
@@ -182,8 +176,40 @@ fn mqtt_connack(ready: &str) -> [u8; 4] {
     connack
 }
 
-/// The default file as shipped, with the MQTT listener moved to a free loopback port (1883
-/// may be taken on a test machine).
+/// The address of `protocol`'s listener in the ready line (`listeners=mqtt 127.0.0.1:P, ...`).
+fn listener_addr(ready: &str, protocol: &str) -> std::net::SocketAddr {
+    ready
+        .split(&format!("{protocol} "))
+        .nth(1)
+        .and_then(|rest| rest.split([',', ' ']).next())
+        .unwrap_or_else(|| panic!("no {protocol} listener in {ready}"))
+        .parse()
+        .unwrap()
+}
+
+/// Connects to the STOMP listener named in the ready line with a STOMP 1.2 CONNECT as
+/// guest/guest (from loopback); the reply's command line.
+fn stomp_connected(ready: &str) -> String {
+    let mut stream = std::net::TcpStream::connect(listener_addr(ready, "stomp")).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream
+        .write_all(b"CONNECT\naccept-version:1.2\nhost:/\nlogin:guest\npasscode:guest\n\n\0")
+        .unwrap();
+    let mut reply = Vec::new();
+    let mut byte = [0u8; 1];
+    while reply.len() < 4096 {
+        std::io::Read::read_exact(&mut stream, &mut byte).unwrap();
+        if byte[0] == 0 {
+            break;
+        }
+        reply.push(byte[0]);
+    }
+    let reply = String::from_utf8_lossy(&reply).into_owned();
+    reply.lines().next().unwrap_or_default().to_owned()
+}
+
+/// The default file as shipped, with the MQTT and STOMP listeners moved to free loopback ports
+/// (1883 and 61613 may be taken on a test machine).
 #[test]
 fn runs_the_default_config_until_sigterm() {
     let workdir = TempDir::new("run");
@@ -192,6 +218,7 @@ fn runs_the_default_config_until_sigterm() {
         .arg("--config")
         .arg(default_config_path())
         .env("MQGATE_LISTENERS__MQTT__PLAIN", "127.0.0.1:0")
+        .env("MQGATE_LISTENERS__STOMP__PLAIN", "127.0.0.1:0")
         .current_dir(workdir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -221,7 +248,13 @@ fn runs_the_default_config_until_sigterm() {
     // Reported, not asserted: CI machines vary.
     eprintln!("mqgate startup (spawn to `mqgate ready`): {startup:?}; line: {ready}");
     assert!(ready.contains("listeners=mqtt 127.0.0.1:"), "{ready}");
+    assert!(ready.contains("stomp 127.0.0.1:"), "{ready}");
     assert_eq!(mqtt_connack(&ready), [0x20, 2, 0, 0], "CONNACK accepted");
+    assert_eq!(
+        stomp_connected(&ready),
+        "CONNECTED",
+        "STOMP CONNECT accepted"
+    );
 
     let pid = child.id().to_string();
     let kill = Command::new("kill").args(["-TERM", &pid]).status().unwrap();

@@ -10,10 +10,11 @@ use std::time::Duration;
 use common::{default_config_path, Pki, TempDir};
 use mqgate::config::{load_with_env, ConfigError};
 use mqgate::protocols::Protocol;
-use mqgate::settings::default_mqtt_settings;
+use mqgate::settings::{default_mqtt_settings, default_stomp_settings};
 use mqgate::{Gateway, ListenerSpec, StartError, Transport};
 use mqgate_core::names::VhostName;
 use mqgate_mqtt::settings::SessionOverflow;
+use mqgate_stomp::StompSettings;
 
 const GUEST_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$ZLzBH/JENDzgv3HsVusleA$EJYOCzR5knF0ytTRBH5BNqy+0vk1ENeNuYr1VtWQMck";
 
@@ -45,18 +46,28 @@ fn assert_error(error: &ConfigError, key: &str, message_part: &str) {
 #[test]
 fn default_config_parses_and_validates() {
     let settings = load_with_env(&default_config_path(), no_env()).unwrap();
-    // MQTT on 1883, every interface (guest stays loopback-only); TLS only once configured.
+    // MQTT on 1883 and STOMP on 61613, every interface (guest stays loopback-only); TLS only
+    // once configured.
     assert_eq!(
         settings.listeners,
-        vec![ListenerSpec {
-            protocol: Protocol::Mqtt,
-            transport: Transport::Plain,
-            addr: "0.0.0.0:1883".parse().unwrap(),
-        }]
+        vec![
+            ListenerSpec {
+                protocol: Protocol::Mqtt,
+                transport: Transport::Plain,
+                addr: "0.0.0.0:1883".parse().unwrap(),
+            },
+            ListenerSpec {
+                protocol: Protocol::Stomp,
+                transport: Transport::Plain,
+                addr: "0.0.0.0:61613".parse().unwrap(),
+            },
+        ]
     );
-    // The mqtt section as shipped states the adapter's defaults.
+    // The mqtt and stomp sections as shipped state the adapters' defaults.
     assert_eq!(settings.mqtt, default_mqtt_settings(&settings.limits));
     assert_eq!(settings.mqtt.max_packet_size, 16 * 1024 * 1024 + 64 * 1024);
+    assert_eq!(settings.stomp, default_stomp_settings(&settings.limits));
+    assert_eq!(settings.stomp, StompSettings::default());
     assert!(settings.tls.is_none());
     assert_eq!(settings.log_filter, "info");
     assert_eq!(settings.limits, mqgate::Limits::default());
@@ -174,23 +185,21 @@ fn bad_socket_address_is_named() {
 
 #[test]
 fn listener_for_protocol_not_landed_is_refused() {
-    // MQTT has landed (issue 3); the others are still pending.
-    for (protocol, name) in [("stomp", "STOMP"), ("amqp", "AMQP")] {
-        let error = load_error(
-            "not-landed",
-            &format!("listeners:\n  {protocol}:\n    plain: \"0.0.0.0:1234\"\n"),
-        );
-        assert_error(
-            &error,
-            &format!("listeners.{protocol}"),
-            &format!("the {name} adapter has not landed yet"),
-        );
-    }
+    // MQTT (issue 3) and STOMP (issue 4) have landed; AMQP is still pending.
     let error = load_error(
-        "stomp-issue",
-        "listeners:\n  stomp:\n    plain: \"0.0.0.0:61613\"\n",
+        "not-landed",
+        "listeners:\n  amqp:\n    plain: \"0.0.0.0:1234\"\n",
     );
-    assert!(error.message().contains("(issue 4)"), "{error}");
+    assert_error(
+        &error,
+        "listeners.amqp",
+        "the AMQP adapter has not landed yet",
+    );
+    let error = load_error(
+        "amqp-issue",
+        "listeners:\n  amqp:\n    plain: \"0.0.0.0:5672\"\n",
+    );
+    assert!(error.message().contains("(issue 5)"), "{error}");
 }
 
 #[test]
@@ -352,11 +361,11 @@ fn bad_environment_override_is_named() {
     let error = load_with_env(&default_config_path(), env).unwrap_err();
     assert_error(&error, "limits.max_conections", "unknown field");
     let env = HashMap::from([(
-        "MQGATE_LISTENERS__STOMP__PLAIN".to_owned(),
-        "0.0.0.0:61613".to_owned(),
+        "MQGATE_LISTENERS__AMQP__PLAIN".to_owned(),
+        "0.0.0.0:5672".to_owned(),
     )]);
     let error = load_with_env(&default_config_path(), env).unwrap_err();
-    assert_error(&error, "listeners.stomp", "has not landed yet");
+    assert_error(&error, "listeners.amqp", "has not landed yet");
 }
 
 #[test]
@@ -551,6 +560,249 @@ fn bad_mqtt_values_are_named() {
     ];
     for (index, (yaml, key, message)) in cases.iter().enumerate() {
         let error = load_error(&format!("mqtt-{index}"), yaml);
+        assert_error(&error, key, message);
+    }
+}
+
+#[test]
+fn stomp_section_maps_onto_the_adapter_settings() {
+    let dir = TempDir::new("stomp");
+    let path = dir.write(
+        "mqgate.yaml",
+        "vhosts:\n  - name: /\n  - name: scripts\nstomp:\n  default_vhost: scripts\n  max_frame_size: 1048576\n  max_headers: 20\n  max_header_length: 1024\n  min_heartbeat_ms: 250\n  heartbeat_grace_factor: 3\n  max_subscriptions: 8\n  max_unconfirmed_sends: 4\n  max_prefetch: 50\n  max_transactions: 0\n  max_transaction_frames: 10\n  max_transaction_bytes: 65536\n  certificate_login: false\n",
+    );
+    let stomp = load_with_env(&path, no_env()).unwrap().stomp;
+    assert_eq!(
+        stomp,
+        StompSettings {
+            default_vhost: "scripts".to_owned(),
+            max_frame_size: 1024 * 1024,
+            max_headers: 20,
+            max_header_len: 1024,
+            min_heartbeat: Duration::from_millis(250),
+            heartbeat_grace_factor: 3,
+            max_subscriptions: 8,
+            max_unconfirmed_sends: 4,
+            max_prefetch: 50,
+            max_transactions: 0,
+            max_transaction_frames: 10,
+            max_transaction_bytes: 65536,
+            certificate_login: false,
+        }
+    );
+}
+
+#[test]
+fn stomp_frame_size_default_follows_a_smaller_max_message_size() {
+    let dir = TempDir::new("stomp-frame");
+    let path = dir.write("mqgate.yaml", "limits:\n  max_message_size: 1000\n");
+    let settings = load_with_env(&path, no_env()).unwrap();
+    assert_eq!(settings.stomp.max_frame_size, 1000 + 64 * 1024);
+    assert_eq!(
+        settings.stomp,
+        StompSettings {
+            max_frame_size: 1000 + 64 * 1024,
+            ..StompSettings::default()
+        }
+    );
+    // Larger messages than 4 MiB do not raise the STOMP default.
+    let path = dir.write(
+        "big.yaml",
+        "limits:\n  max_message_size: 67108864\n  outbound_buffer_bytes: 67108864\n",
+    );
+    let settings = load_with_env(&path, no_env()).unwrap();
+    assert_eq!(settings.stomp.max_frame_size, 4 * 1024 * 1024);
+}
+
+#[test]
+fn stomp_environment_overrides() {
+    let env = HashMap::from([
+        ("MQGATE_STOMP__MAX_PREFETCH".to_owned(), "100".to_owned()),
+        (
+            "MQGATE_STOMP__MIN_HEARTBEAT_MS".to_owned(),
+            "5000".to_owned(),
+        ),
+        (
+            "MQGATE_STOMP__MAX_FRAME_SIZE".to_owned(),
+            "65536".to_owned(),
+        ),
+        (
+            "MQGATE_STOMP__CERTIFICATE_LOGIN".to_owned(),
+            "false".to_owned(),
+        ),
+        ("MQGATE_STOMP__MAX_TRANSACTIONS".to_owned(), "0".to_owned()),
+        (
+            "MQGATE_LISTENERS__STOMP__PLAIN".to_owned(),
+            "127.0.0.1:0".to_owned(),
+        ),
+    ]);
+    let settings = load_with_env(&default_config_path(), env).unwrap();
+    assert_eq!(settings.stomp.max_prefetch, 100);
+    assert_eq!(settings.stomp.min_heartbeat, Duration::from_secs(5));
+    assert_eq!(settings.stomp.max_frame_size, 65536);
+    assert!(!settings.stomp.certificate_login);
+    assert_eq!(settings.stomp.max_transactions, 0);
+    let stomp = settings
+        .listeners
+        .iter()
+        .find(|listener| listener.protocol == Protocol::Stomp)
+        .unwrap();
+    assert_eq!(stomp.addr, "127.0.0.1:0".parse().unwrap());
+    // The rest of the section is untouched.
+    assert_eq!(
+        settings.stomp.max_subscriptions,
+        StompSettings::default().max_subscriptions
+    );
+
+    let env = HashMap::from([("MQGATE_STOMP__MAX_HEADERS".to_owned(), "lots".to_owned())]);
+    let error = load_with_env(&default_config_path(), env).unwrap_err();
+    assert_error(&error, "stomp.max_headers", "\"lots\"");
+    let env = HashMap::from([("MQGATE_STOMP__HEARTBEAT_MS".to_owned(), "1".to_owned())]);
+    let error = load_with_env(&default_config_path(), env).unwrap_err();
+    assert_error(&error, "stomp.heartbeat_ms", "unknown field `heartbeat_ms`");
+    let env = HashMap::from([(
+        "MQGATE_LISTENERS__STOMP__TLS".to_owned(),
+        "127.0.0.1:0".to_owned(),
+    )]);
+    let error = load_with_env(&default_config_path(), env).unwrap_err();
+    assert_error(&error, "listeners.stomp.tls", "needs the tls section");
+}
+
+#[test]
+fn stomp_tls_listener_loads_with_certificates() {
+    let pki = Pki::generate();
+    let yaml = "tls:\n  certificate: server.pem\n  private_key: server.key\nlisteners:\n  stomp:\n    plain: \"0.0.0.0:61613\"\n    tls: \"0.0.0.0:61614\"\n";
+    let path = pki.dir.write("mqgate.yaml", yaml);
+    let settings = load_with_env(&path, no_env()).unwrap();
+    assert!(settings.tls.is_some());
+    assert_eq!(
+        settings.listeners,
+        vec![
+            ListenerSpec {
+                protocol: Protocol::Stomp,
+                transport: Transport::Plain,
+                addr: "0.0.0.0:61613".parse().unwrap(),
+            },
+            ListenerSpec {
+                protocol: Protocol::Stomp,
+                transport: Transport::Tls,
+                addr: "0.0.0.0:61614".parse().unwrap(),
+            },
+        ]
+    );
+}
+
+#[test]
+fn bad_stomp_values_are_named() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "stomp:\n  default_vhost: /scripts\n",
+            "stomp.default_vhost",
+            "not declared in vhosts",
+        ),
+        (
+            "stomp:\n  default_vhost: \"\"\n",
+            "stomp.default_vhost",
+            "cannot be empty",
+        ),
+        (
+            "stomp:\n  max_frame_size: 1024\n",
+            "stomp.max_frame_size",
+            "at least 65536",
+        ),
+        (
+            "stomp:\n  max_frame_size: 16842753\n",
+            "stomp.max_frame_size",
+            "at most limits.max_message_size + 65536 (16842752)",
+        ),
+        (
+            "limits:\n  max_message_size: 1000\nstomp:\n  max_frame_size: 4194304\n",
+            "stomp.max_frame_size",
+            "(66536)",
+        ),
+        (
+            "stomp:\n  max_headers: 9\n",
+            "stomp.max_headers",
+            "at least 10",
+        ),
+        (
+            "stomp:\n  max_header_length: 255\n",
+            "stomp.max_header_length",
+            "at least 256",
+        ),
+        (
+            "stomp:\n  max_frame_size: 65536\n  max_header_length: 65537\n",
+            "stomp.max_header_length",
+            "at most stomp.max_frame_size (65536)",
+        ),
+        (
+            "stomp:\n  min_heartbeat_ms: 99\n",
+            "stomp.min_heartbeat_ms",
+            "at least 100",
+        ),
+        (
+            "stomp:\n  heartbeat_grace_factor: 1\n",
+            "stomp.heartbeat_grace_factor",
+            "at least 2",
+        ),
+        (
+            "stomp:\n  heartbeat_grace_factor: 4294967296\n",
+            "stomp.heartbeat_grace_factor",
+            "at most 4294967295",
+        ),
+        (
+            "stomp:\n  max_subscriptions: 0\n",
+            "stomp.max_subscriptions",
+            "at least 1",
+        ),
+        (
+            "stomp:\n  max_unconfirmed_sends: 0\n",
+            "stomp.max_unconfirmed_sends",
+            "at least 1",
+        ),
+        (
+            "stomp:\n  max_prefetch: 0\n",
+            "stomp.max_prefetch",
+            "at least 1",
+        ),
+        (
+            "stomp:\n  max_prefetch: 4294967296\n",
+            "stomp.max_prefetch",
+            "at most 4294967295",
+        ),
+        (
+            "stomp:\n  max_transactions: -1\n",
+            "stomp.max_transactions",
+            "-1",
+        ),
+        (
+            "stomp:\n  max_transaction_frames: 0\n",
+            "stomp.max_transaction_frames",
+            "at least 1",
+        ),
+        (
+            "stomp:\n  max_transaction_bytes: 0\n",
+            "stomp.max_transaction_bytes",
+            "at least 1",
+        ),
+        (
+            "stomp:\n  max_prefetch: 1.5\n",
+            "stomp.max_prefetch",
+            "floating point",
+        ),
+        (
+            "stomp:\n  certificate_login: yes\n",
+            "stomp.certificate_login",
+            "true or false",
+        ),
+        (
+            "stomp:\n  max_frame_length: 5\n",
+            "stomp.max_frame_length",
+            "unknown field `max_frame_length`",
+        ),
+    ];
+    for (index, (yaml, key, message)) in cases.iter().enumerate() {
+        let error = load_error(&format!("stomp-{index}"), yaml);
         assert_error(&error, key, message);
     }
 }

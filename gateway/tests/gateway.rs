@@ -224,18 +224,18 @@ async fn shutdown_cuts_off_handlers_at_the_drain_deadline() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listener_without_an_adapter_does_not_start() {
     let settings = Settings {
-        listeners: vec![plain_listener(Protocol::Stomp)],
+        listeners: vec![plain_listener(Protocol::Amqp)],
         ..Settings::default()
     };
     let error = match Gateway::start(settings).await {
-        Ok(_) => panic!("no STOMP adapter yet"),
+        Ok(_) => panic!("no AMQP adapter yet"),
         Err(error) => error,
     };
     assert!(matches!(error, StartError::NotLanded { .. }), "{error:?}");
     assert!(
         error
             .to_string()
-            .contains("the STOMP adapter has not landed yet"),
+            .contains("the AMQP adapter has not landed yet"),
         "{error}"
     );
 }

@@ -118,3 +118,17 @@ def mqtt_gateway():
 def unique(prefix: str) -> str:
     """A name no other test uses, so tests can run in any order and in parallel."""
     return f"{prefix}-{os.getpid()}-{time.monotonic_ns()}"
+
+
+@pytest.fixture(scope="session")
+def stomp_gateway():
+    # STOMP_REFERENCE_PORT=61613 runs the suite against another broker on loopback (RabbitMQ's
+    # STOMP plugin, with user guest/guest) to check the suite itself against the real thing.
+    reference = os.environ.get("STOMP_REFERENCE_PORT")
+    if reference:
+        yield Gateway(None, {"stomp": ("127.0.0.1", int(reference))}, [])
+        return
+    gateway = start_gateway("  stomp:\n    plain: 127.0.0.1:0")
+    yield gateway
+    stop_gateway(gateway)
+    assert gateway.process.returncode == 0, "".join(gateway.log)

@@ -4,3 +4,4 @@
 //! [`ConnectionHandler`]: crate::listener::ConnectionHandler
 
 pub mod mqtt;
+pub mod stomp;

@@ -13,10 +13,11 @@ use mqgate_core::names::{ExchangeName, QueueName, UserName, VhostName};
 
 use mqgate_mqtt::settings::SessionOverflow;
 use mqgate_mqtt::MqttSettings;
+use mqgate_stomp::StompSettings;
 
 use super::raw::{
-    RawArgument, RawBinding, RawConfig, RawExchange, RawListeners, RawMqtt, RawQueue, RawTls,
-    RawUser,
+    RawArgument, RawBinding, RawConfig, RawExchange, RawListeners, RawMqtt, RawQueue, RawStomp,
+    RawTls, RawUser,
 };
 use super::ConfigError;
 use crate::definitions::{
@@ -25,8 +26,8 @@ use crate::definitions::{
 };
 use crate::protocols::{not_landed_reason, Protocol};
 use crate::settings::{
-    default_mqtt_settings, Limits, ListenerSpec, Settings, Transport, DEFAULT_DRAIN_TIMEOUT,
-    DEFAULT_LOG_FILTER, MQTT_MAX_PACKET_SIZE,
+    default_mqtt_settings, default_stomp_settings, Limits, ListenerSpec, Settings, Transport,
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_LOG_FILTER, MQTT_MAX_PACKET_SIZE, STOMP_FRAME_OVERHEAD,
 };
 use crate::tls::{self, TlsFiles};
 
@@ -46,6 +47,7 @@ pub(super) fn settings(raw: RawConfig, base_dir: &Path) -> Result<Settings> {
     let users = users(raw.users.unwrap_or_default(), &vhosts)?;
     let anonymous = anonymous(raw.auth.and_then(|auth| auth.anonymous), &users)?;
     let mqtt = mqtt(raw.mqtt.unwrap_or_default(), &limits, &vhosts)?;
+    let stomp = stomp(raw.stomp.unwrap_or_default(), &limits, &vhosts)?;
     let definitions = Definitions {
         exchanges: enumerate("exchanges", raw.exchanges, |key, raw| {
             exchange(key, raw, &vhosts)
@@ -66,6 +68,7 @@ pub(super) fn settings(raw: RawConfig, base_dir: &Path) -> Result<Settings> {
         anonymous,
         definitions,
         mqtt,
+        stomp,
     })
 }
 
@@ -323,6 +326,155 @@ fn mqtt(raw: RawMqtt, limits: &Limits, vhosts: &[VhostName]) -> Result<MqttSetti
         )?,
         certificate_login: raw.certificate_login.unwrap_or(defaults.certificate_login),
     })
+}
+
+/// The smallest `stomp.max_frame_size`: what a client may send before CONNECT (64 KiB).
+const MIN_STOMP_FRAME_SIZE: u64 = 64 * 1024;
+
+/// The fewest `stomp.max_headers`: a CONNECT with every header a client library sends.
+const MIN_STOMP_HEADERS: u64 = 10;
+
+/// The shortest `stomp.max_header_length`: a destination, a login or a passcode line.
+const MIN_STOMP_HEADER_LENGTH: u64 = 256;
+
+/// The lowest `stomp.min_heartbeat_ms`: a floor under it would let clients ask for beats
+/// every millisecond.
+const MIN_STOMP_HEARTBEAT_MS: u64 = 100;
+
+/// The lowest `stomp.heartbeat_grace_factor`: a client beating exactly on time must survive
+/// one late beat.
+const MIN_STOMP_GRACE_FACTOR: u64 = 2;
+
+/// The `stomp:` section onto the adapter's settings; absent keys take the adapter's defaults
+/// (the largest frame: 4 MiB, or `limits.max_message_size` plus 64 KiB when smaller).
+fn stomp(raw: RawStomp, limits: &Limits, vhosts: &[VhostName]) -> Result<StompSettings> {
+    let defaults = default_stomp_settings(limits);
+    let default_vhost = match raw.default_vhost {
+        None => defaults.default_vhost.clone(),
+        Some(name) => {
+            let key = "stomp.default_vhost";
+            let vhost = vhost_name(key, &name)?;
+            if !vhosts.contains(&vhost) {
+                return Err(ConfigError::new(
+                    key,
+                    format!("vhost '{vhost}' is not declared in vhosts"),
+                ));
+            }
+            name
+        }
+    };
+    let max_frame_size = amount(
+        "stomp.max_frame_size",
+        raw.max_frame_size,
+        defaults.max_frame_size,
+        MIN_STOMP_FRAME_SIZE,
+    )?;
+    let largest_frame = limits.max_message_size.saturating_add(STOMP_FRAME_OVERHEAD);
+    if max_frame_size > largest_frame {
+        return Err(ConfigError::new(
+            "stomp.max_frame_size",
+            format!(
+                "must be at most limits.max_message_size + {STOMP_FRAME_OVERHEAD} ({largest_frame}), not {max_frame_size}"
+            ),
+        ));
+    }
+    let max_header_len = amount(
+        "stomp.max_header_length",
+        raw.max_header_length,
+        defaults.max_header_len,
+        MIN_STOMP_HEADER_LENGTH,
+    )?;
+    if max_header_len > max_frame_size {
+        return Err(ConfigError::new(
+            "stomp.max_header_length",
+            format!(
+                "must be at most stomp.max_frame_size ({max_frame_size}), not {max_header_len}"
+            ),
+        ));
+    }
+    let min_heartbeat = match raw.min_heartbeat_ms {
+        None => defaults.min_heartbeat,
+        Some(ms) if ms < MIN_STOMP_HEARTBEAT_MS => {
+            return Err(ConfigError::new(
+                "stomp.min_heartbeat_ms",
+                format!("must be at least {MIN_STOMP_HEARTBEAT_MS} (milliseconds), not {ms}"),
+            ))
+        }
+        Some(ms) => Duration::from_millis(ms),
+    };
+    let heartbeat_grace_factor = bounded_u32(
+        "stomp.heartbeat_grace_factor",
+        raw.heartbeat_grace_factor,
+        defaults.heartbeat_grace_factor,
+        MIN_STOMP_GRACE_FACTOR,
+    )?;
+    let max_prefetch = bounded_u32(
+        "stomp.max_prefetch",
+        raw.max_prefetch,
+        defaults.max_prefetch,
+        1,
+    )?;
+    Ok(StompSettings {
+        default_vhost,
+        max_frame_size,
+        max_headers: amount(
+            "stomp.max_headers",
+            raw.max_headers,
+            defaults.max_headers,
+            MIN_STOMP_HEADERS,
+        )?,
+        max_header_len,
+        min_heartbeat,
+        heartbeat_grace_factor,
+        max_subscriptions: amount(
+            "stomp.max_subscriptions",
+            raw.max_subscriptions,
+            defaults.max_subscriptions,
+            1,
+        )?,
+        max_unconfirmed_sends: amount(
+            "stomp.max_unconfirmed_sends",
+            raw.max_unconfirmed_sends,
+            defaults.max_unconfirmed_sends,
+            1,
+        )?,
+        max_prefetch,
+        // 0: BEGIN is refused (no transactions).
+        max_transactions: amount(
+            "stomp.max_transactions",
+            raw.max_transactions,
+            defaults.max_transactions,
+            0,
+        )?,
+        max_transaction_frames: amount(
+            "stomp.max_transaction_frames",
+            raw.max_transaction_frames,
+            defaults.max_transaction_frames,
+            1,
+        )?,
+        max_transaction_bytes: amount(
+            "stomp.max_transaction_bytes",
+            raw.max_transaction_bytes,
+            defaults.max_transaction_bytes,
+            1,
+        )?,
+        certificate_login: raw.certificate_login.unwrap_or(defaults.certificate_login),
+    })
+}
+
+/// A count that fits a `u32`, at least `min`.
+fn bounded_u32(key: &str, value: Option<u64>, default: u32, min: u64) -> Result<u32> {
+    let Some(value) = value else {
+        return Ok(default);
+    };
+    if value < min {
+        return Err(ConfigError::new(
+            key,
+            format!("must be at least {min}, not {value}"),
+        ));
+    }
+    u32::try_from(value)
+        .map_err(|_| ConfigError::new(key, format!("must be at most {}, not {value}", u32::MAX)))
 }
 
 fn tls_config(raw: RawTls, base_dir: &Path) -> Result<Arc<rustls::ServerConfig>> {

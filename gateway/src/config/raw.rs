@@ -20,6 +20,7 @@ pub struct RawConfig {
     pub listeners: Option<RawListeners>,
     pub auth: Option<RawAuth>,
     pub mqtt: Option<RawMqtt>,
+    pub stomp: Option<RawStomp>,
     pub users: Option<Vec<RawUser>>,
     pub vhosts: Option<Vec<RawVhost>>,
     pub exchanges: Option<Vec<RawExchange>>,
@@ -93,6 +94,25 @@ pub struct RawMqtt {
     pub max_session_expiry_secs: Option<u64>,
     pub max_retained_per_subscribe: Option<u64>,
     pub takeover_timeout_ms: Option<u64>,
+    pub certificate_login: Option<bool>,
+}
+
+/// The STOMP adapter's limits (`stomp:`), onto `mqgate_stomp::StompSettings`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStomp {
+    pub default_vhost: Option<String>,
+    pub max_frame_size: Option<u64>,
+    pub max_headers: Option<u64>,
+    pub max_header_length: Option<u64>,
+    pub min_heartbeat_ms: Option<u64>,
+    pub heartbeat_grace_factor: Option<u64>,
+    pub max_subscriptions: Option<u64>,
+    pub max_unconfirmed_sends: Option<u64>,
+    pub max_prefetch: Option<u64>,
+    pub max_transactions: Option<u64>,
+    pub max_transaction_frames: Option<u64>,
+    pub max_transaction_bytes: Option<u64>,
     pub certificate_login: Option<bool>,
 }
 
