@@ -311,6 +311,35 @@ impl Principal {
     pub fn can_access_vhost(&self, vhost: &VhostName) -> bool {
         self.permission(vhost).is_some()
     }
+
+    /// `Ok` if the user may open `vhost` ([`Principal::can_access_vhost`]), else the refusal an
+    /// adapter tells its client.
+    pub fn check_vhost_access(&self, vhost: &VhostName) -> Result<(), VhostDenied> {
+        if self.can_access_vhost(vhost) {
+            Ok(())
+        } else {
+            Err(self.vhost_denied(vhost))
+        }
+    }
+
+    /// The refusal for this user on `vhost`, whatever the cause (no permission, or a vhost the
+    /// engine does not have: the client is told the same).
+    pub fn vhost_denied(&self, vhost: &VhostName) -> VhostDenied {
+        VhostDenied {
+            user: self.user.clone(),
+            vhost: vhost.clone(),
+        }
+    }
+}
+
+/// A principal may not open a vhost. `Display` is what the client may be told.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("user '{user}' has no access to vhost '{vhost}'")]
+pub struct VhostDenied {
+    /// The user.
+    pub user: UserName,
+    /// The vhost it asked for.
+    pub vhost: VhostName,
 }
 
 impl From<&User> for Principal {

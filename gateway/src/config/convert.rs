@@ -1,6 +1,7 @@
 //! Validation and conversion: raw structs into [`Settings`], each error at its key path.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -83,8 +84,15 @@ fn log_filter(level: Option<String>) -> Result<String> {
     Ok(level)
 }
 
-/// A size or count: at least `min`, and fitting this machine's `usize`.
-fn amount(key: &str, value: Option<u64>, default: usize, min: u64) -> Result<usize> {
+/// A whole number: `default` when absent, else at least `min` and fitting `T` (`too_large`
+/// says why not when it does not fit).
+fn ranged<T: TryFrom<u64>>(
+    key: &str,
+    value: Option<u64>,
+    default: T,
+    min: u64,
+    too_large: impl FnOnce(u64) -> String,
+) -> Result<T> {
     let Some(value) = value else {
         return Ok(default);
     };
@@ -94,8 +102,25 @@ fn amount(key: &str, value: Option<u64>, default: usize, min: u64) -> Result<usi
             format!("must be at least {min}, not {value}"),
         ));
     }
-    usize::try_from(value)
-        .map_err(|_| ConfigError::new(key, format!("{value} is too large for this machine")))
+    T::try_from(value).map_err(|_| ConfigError::new(key, too_large(value)))
+}
+
+/// A size or count: at least `min`, and fitting this machine's `usize`.
+fn amount(key: &str, value: Option<u64>, default: usize, min: u64) -> Result<usize> {
+    ranged(key, value, default, min, |value| {
+        format!("{value} is too large for this machine")
+    })
+}
+
+/// A size already converted: at most `max` (`what` names the bound in the error).
+fn at_most(key: &str, value: usize, max: usize, what: impl fmt::Display) -> Result<usize> {
+    if value > max {
+        return Err(ConfigError::new(
+            key,
+            format!("must be at most {what}, not {value}"),
+        ));
+    }
+    Ok(value)
 }
 
 /// A duration in milliseconds, at least 1.
@@ -172,20 +197,9 @@ fn limits(raw: super::raw::RawLimits) -> Result<Limits> {
 
 /// A count that fits a `u16`, at least `min`.
 fn small_count(key: &str, value: Option<u64>, default: u16, min: u16) -> Result<u16> {
-    let Some(value) = value else {
-        return Ok(default);
-    };
-    match u16::try_from(value) {
-        Ok(value) if value >= min => Ok(value),
-        Ok(_) => Err(ConfigError::new(
-            key,
-            format!("must be at least {min}, not {value}"),
-        )),
-        Err(_) => Err(ConfigError::new(
-            key,
-            format!("must be at most {}, not {value}", u16::MAX),
-        )),
-    }
+    ranged(key, value, default, u64::from(min), |value| {
+        format!("must be at most {}, not {value}", u16::MAX)
+    })
 }
 
 /// The smallest `mqtt.max_packet_size`: a CONNECT with a long client id and credentials fits.
@@ -198,34 +212,19 @@ const MIN_MQTT_CLIENT_ID_LENGTH: u64 = 23;
 /// (the largest packet: `limits.max_message_size` plus room for topic and properties).
 fn mqtt(raw: RawMqtt, limits: &Limits, vhosts: &[VhostName]) -> Result<MqttSettings> {
     let defaults = default_mqtt_settings(limits);
-    let vhost = match raw.vhost {
-        None => defaults.vhost.clone(),
-        Some(name) => {
-            let key = "mqtt.vhost";
-            let vhost = vhost_name(key, &name)?;
-            if !vhosts.contains(&vhost) {
-                return Err(ConfigError::new(
-                    key,
-                    format!("vhost '{vhost}' is not declared in vhosts"),
-                ));
-            }
-            name
-        }
-    };
-    let max_packet_size = amount(
-        "mqtt.max_packet_size",
-        raw.max_packet_size,
-        defaults.max_packet_size,
-        MIN_MQTT_PACKET_SIZE,
+    let vhost = setting_vhost("mqtt.vhost", raw.vhost, &defaults.vhost, vhosts)?;
+    let key = "mqtt.max_packet_size";
+    let max_packet_size = at_most(
+        key,
+        amount(
+            key,
+            raw.max_packet_size,
+            defaults.max_packet_size,
+            MIN_MQTT_PACKET_SIZE,
+        )?,
+        MQTT_MAX_PACKET_SIZE,
+        format_args!("{MQTT_MAX_PACKET_SIZE} (MQTT's largest packet)"),
     )?;
-    if max_packet_size > MQTT_MAX_PACKET_SIZE {
-        return Err(ConfigError::new(
-            "mqtt.max_packet_size",
-            format!(
-                "must be at most {MQTT_MAX_PACKET_SIZE} (MQTT's largest packet), not {max_packet_size}"
-            ),
-        ));
-    }
     let session_overflow = match raw.session_overflow.as_deref() {
         None => defaults.session_overflow,
         Some("drop-head") => SessionOverflow::DropHead,
@@ -237,21 +236,12 @@ fn mqtt(raw: RawMqtt, limits: &Limits, vhosts: &[VhostName]) -> Result<MqttSetti
             ))
         }
     };
-    let session_queue_length = match raw.session_queue_length {
-        None => defaults.session_queue_length,
-        Some(0) => {
-            return Err(ConfigError::new(
-                "mqtt.session_queue_length",
-                "must be at least 1, not 0",
-            ))
-        }
-        Some(value) => u32::try_from(value).map_err(|_| {
-            ConfigError::new(
-                "mqtt.session_queue_length",
-                format!("must be at most {}, not {value}", u32::MAX),
-            )
-        })?,
-    };
+    let session_queue_length = bounded_u32(
+        "mqtt.session_queue_length",
+        raw.session_queue_length,
+        defaults.session_queue_length,
+        1,
+    )?;
     let max_session_expiry = match raw.max_session_expiry_secs {
         None => defaults.max_session_expiry,
         Some(secs) if secs > u64::from(u32::MAX) => {
@@ -349,49 +339,37 @@ const MIN_STOMP_GRACE_FACTOR: u64 = 2;
 /// (the largest frame: 4 MiB, or `limits.max_message_size` plus 64 KiB when smaller).
 fn stomp(raw: RawStomp, limits: &Limits, vhosts: &[VhostName]) -> Result<StompSettings> {
     let defaults = default_stomp_settings(limits);
-    let default_vhost = match raw.default_vhost {
-        None => defaults.default_vhost.clone(),
-        Some(name) => {
-            let key = "stomp.default_vhost";
-            let vhost = vhost_name(key, &name)?;
-            if !vhosts.contains(&vhost) {
-                return Err(ConfigError::new(
-                    key,
-                    format!("vhost '{vhost}' is not declared in vhosts"),
-                ));
-            }
-            name
-        }
-    };
-    let max_frame_size = amount(
-        "stomp.max_frame_size",
-        raw.max_frame_size,
-        defaults.max_frame_size,
-        MIN_STOMP_FRAME_SIZE,
+    let default_vhost = setting_vhost(
+        "stomp.default_vhost",
+        raw.default_vhost,
+        &defaults.default_vhost,
+        vhosts,
     )?;
+    let key = "stomp.max_frame_size";
     let largest_frame = limits.max_message_size.saturating_add(STOMP_FRAME_OVERHEAD);
-    if max_frame_size > largest_frame {
-        return Err(ConfigError::new(
-            "stomp.max_frame_size",
-            format!(
-                "must be at most limits.max_message_size + {STOMP_FRAME_OVERHEAD} ({largest_frame}), not {max_frame_size}"
-            ),
-        ));
-    }
-    let max_header_len = amount(
-        "stomp.max_header_length",
-        raw.max_header_length,
-        defaults.max_header_len,
-        MIN_STOMP_HEADER_LENGTH,
+    let max_frame_size = at_most(
+        key,
+        amount(
+            key,
+            raw.max_frame_size,
+            defaults.max_frame_size,
+            MIN_STOMP_FRAME_SIZE,
+        )?,
+        largest_frame,
+        format_args!("limits.max_message_size + {STOMP_FRAME_OVERHEAD} ({largest_frame})"),
     )?;
-    if max_header_len > max_frame_size {
-        return Err(ConfigError::new(
-            "stomp.max_header_length",
-            format!(
-                "must be at most stomp.max_frame_size ({max_frame_size}), not {max_header_len}"
-            ),
-        ));
-    }
+    let key = "stomp.max_header_length";
+    let max_header_len = at_most(
+        key,
+        amount(
+            key,
+            raw.max_header_length,
+            defaults.max_header_len,
+            MIN_STOMP_HEADER_LENGTH,
+        )?,
+        max_frame_size,
+        format_args!("stomp.max_frame_size ({max_frame_size})"),
+    )?;
     let min_heartbeat = match raw.min_heartbeat_ms {
         None => defaults.min_heartbeat,
         Some(ms) if ms < MIN_STOMP_HEARTBEAT_MS => {
@@ -464,17 +442,9 @@ fn stomp(raw: RawStomp, limits: &Limits, vhosts: &[VhostName]) -> Result<StompSe
 
 /// A count that fits a `u32`, at least `min`.
 fn bounded_u32(key: &str, value: Option<u64>, default: u32, min: u64) -> Result<u32> {
-    let Some(value) = value else {
-        return Ok(default);
-    };
-    if value < min {
-        return Err(ConfigError::new(
-            key,
-            format!("must be at least {min}, not {value}"),
-        ));
-    }
-    u32::try_from(value)
-        .map_err(|_| ConfigError::new(key, format!("must be at most {}, not {value}", u32::MAX)))
+    ranged(key, value, default, min, |value| {
+        format!("must be at most {}, not {value}", u32::MAX)
+    })
 }
 
 fn tls_config(raw: RawTls, base_dir: &Path) -> Result<Arc<rustls::ServerConfig>> {
@@ -575,10 +545,9 @@ fn vhosts(raw: Option<Vec<super::raw::RawVhost>>) -> Result<Vec<VhostName>> {
     Ok(vhosts)
 }
 
-/// The vhost an entry names (default `/`), which must be in `vhosts`.
-fn declared_vhost(key: &str, name: Option<&str>, vhosts: &[VhostName]) -> Result<VhostName> {
-    let key = format!("{key}.vhost");
-    let name = vhost_name(&key, name.unwrap_or("/"))?;
+/// The vhost `text` names at `key`, which must be in `vhosts`.
+fn known_vhost(key: &str, text: &str, vhosts: &[VhostName]) -> Result<VhostName> {
+    let name = vhost_name(key, text)?;
     if !vhosts.contains(&name) {
         return Err(ConfigError::new(
             key,
@@ -586,6 +555,28 @@ fn declared_vhost(key: &str, name: Option<&str>, vhosts: &[VhostName]) -> Result
         ));
     }
     Ok(name)
+}
+
+/// The vhost an entry names (default `/`), which must be in `vhosts`.
+fn declared_vhost(key: &str, name: Option<&str>, vhosts: &[VhostName]) -> Result<VhostName> {
+    known_vhost(&format!("{key}.vhost"), name.unwrap_or("/"), vhosts)
+}
+
+/// An adapter section's vhost setting: `default` when absent, else a vhost in `vhosts`, kept as
+/// written.
+fn setting_vhost(
+    key: &str,
+    raw: Option<String>,
+    default: &str,
+    vhosts: &[VhostName],
+) -> Result<String> {
+    match raw {
+        None => Ok(default.to_owned()),
+        Some(name) => {
+            known_vhost(key, &name, vhosts)?;
+            Ok(name)
+        }
+    }
 }
 
 fn users(raw: Vec<RawUser>, vhosts: &[VhostName]) -> Result<Users> {

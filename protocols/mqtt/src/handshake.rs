@@ -19,6 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use mqgate_core::auth::Principal;
 use mqgate_core::names::{ConnectionId, VhostName};
+use mqgate_session::login::{self, Credentials, LoginError, LoginPolicy};
 use mqgate_session::{Accepted, CloseReason, FramedIo, Handshake};
 use rumqttd::protocol::{
     ConnAck, ConnAckProperties, Connect, ConnectProperties, ConnectReturnCode, LastWill,
@@ -205,15 +206,9 @@ impl MqttHandshake {
         let principal = self.authenticate(login).await?;
         let vhost = VhostName::new(&settings.vhost)
             .map_err(|error| (Refusal::ServerUnavailable, error.to_string()))?;
-        if !principal.can_access_vhost(&vhost) {
-            return Err((
-                Refusal::NotAuthorized,
-                format!(
-                    "user '{}' has no access to vhost '{vhost}'",
-                    principal.user()
-                ),
-            ));
-        }
+        principal
+            .check_vhost_access(&vhost)
+            .map_err(|denied| (Refusal::NotAuthorized, denied.to_string()))?;
         let connection = self
             .ctx
             .broker
@@ -311,43 +306,29 @@ impl MqttHandshake {
     }
 
     async fn authenticate(&self, login: Option<Login>) -> Result<Principal, Refused> {
-        let users = Arc::clone(&self.ctx.users);
-        let ip = self.peer.ip();
-        let refused = |error: mqgate_core::auth::AuthError, refusal: Refusal| {
-            tracing::info!(%error, cause = ?error.refusal(), "login refused");
-            (refusal, error.to_string())
+        let credentials = login.map(|login| Credentials {
+            user: login.username,
+            password: login.password,
+        });
+        let policy = LoginPolicy {
+            users: &self.ctx.users,
+            anonymous: self.ctx.anonymous.as_ref(),
+            certificate_login: self.ctx.settings.certificate_login,
+            peer: self.peer.ip(),
+            tls_common_name: self.tls_common_name.as_deref(),
         };
-        match login {
-            Some(login) if !login.username.is_empty() => {
-                let name = login.username;
-                let password = login.password;
-                let outcome = tokio::task::spawn_blocking(move || {
-                    users.authenticate(&name, password.as_bytes(), ip)
-                })
-                .await
-                .map_err(|error| (Refusal::ServerUnavailable, error.to_string()))?;
-                outcome.map_err(|error| refused(error, Refusal::BadCredentials))
-            }
-            _ => {
-                if let (true, Some(cn)) = (
-                    self.ctx.settings.certificate_login,
-                    self.tls_common_name.as_deref(),
-                ) {
-                    return users
-                        .principal_without_password(cn, ip)
-                        .map_err(|error| refused(error, Refusal::NotAuthorized));
-                }
-                match &self.ctx.anonymous {
-                    Some(user) => users
-                        .principal_without_password(user.as_str(), ip)
-                        .map_err(|error| refused(error, Refusal::NotAuthorized)),
-                    None => Err((
-                        Refusal::NotAuthorized,
-                        "anonymous logins are not allowed".to_owned(),
-                    )),
-                }
-            }
-        }
+        login::authenticate(credentials, policy)
+            .await
+            .map_err(|error| {
+                let refusal = match error {
+                    LoginError::Password(_) => Refusal::BadCredentials,
+                    LoginError::WithoutPassword(_) | LoginError::AnonymousDisabled => {
+                        Refusal::NotAuthorized
+                    }
+                    LoginError::Unavailable(_) => Refusal::ServerUnavailable,
+                };
+                (refusal, error.to_string())
+            })
     }
 }
 

@@ -30,6 +30,7 @@ mod driver;
 mod framed;
 mod handshake;
 mod inbox;
+pub mod login;
 mod read;
 mod session;
 mod writer;

@@ -19,6 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use mqgate_core::auth::Principal;
 use mqgate_core::names::{ConnectionId, VhostName};
 use mqgate_core::outbox::EventReceiver;
+use mqgate_session::login::{self, Credentials, LoginError, LoginPolicy};
 use mqgate_session::{Accepted, CloseReason, FramedIo, Handshake};
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -161,16 +162,11 @@ impl StompHandshake {
         let vhost = VhostName::new(vhost_text).map_err(|error| {
             rejected("invalid host", receipt, &format!("'{vhost_text}': {error}"))
         })?;
-        if self.ctx.broker.vhost(&vhost).is_none() || !principal.can_access_vhost(&vhost) {
-            return Err(rejected(
-                "access refused",
-                receipt,
-                &format!(
-                    "user '{}' has no access to vhost '{vhost}'",
-                    principal.user()
-                ),
-            ));
-        }
+        let access = match self.ctx.broker.vhost(&vhost) {
+            Some(_) => principal.check_vhost_access(&vhost),
+            None => Err(principal.vhost_denied(&vhost)),
+        };
+        access.map_err(|denied| rejected("access refused", receipt, &denied.to_string()))?;
         let connection = self
             .ctx
             .broker
@@ -202,42 +198,25 @@ impl StompHandshake {
     }
 
     async fn authenticate(&self, frame: &Frame) -> Result<Principal, Refused> {
-        let users = Arc::clone(&self.ctx.users);
-        let ip = self.peer.ip();
-        let receipt = frame.header("receipt");
-        let refused = |error: mqgate_core::auth::AuthError| {
-            tracing::info!(%error, cause = ?error.refusal(), "login refused");
-            rejected("access refused", receipt, &error.to_string())
+        let credentials = frame.header("login").map(|user| Credentials {
+            user: user.to_owned(),
+            password: frame.header("passcode").unwrap_or_default().to_owned(),
+        });
+        let policy = LoginPolicy {
+            users: &self.ctx.users,
+            anonymous: self.ctx.anonymous.as_ref(),
+            certificate_login: self.ctx.settings.certificate_login,
+            peer: self.peer.ip(),
+            tls_common_name: self.tls_common_name.as_deref(),
         };
-        match frame.header("login") {
-            Some(login) if !login.is_empty() => {
-                let name = login.to_owned();
-                let password = frame.header("passcode").unwrap_or_default().to_owned();
-                let outcome = tokio::task::spawn_blocking(move || {
-                    users.authenticate(&name, password.as_bytes(), ip)
-                })
-                .await
-                .map_err(|error| rejected("server unavailable", receipt, &error.to_string()))?;
-                outcome.map_err(refused)
-            }
-            _ => {
-                if let (true, Some(cn)) = (
-                    self.ctx.settings.certificate_login,
-                    self.tls_common_name.as_deref(),
-                ) {
-                    return users.principal_without_password(cn, ip).map_err(refused);
-                }
-                match &self.ctx.anonymous {
-                    Some(user) => users
-                        .principal_without_password(user.as_str(), ip)
-                        .map_err(refused),
-                    None => Err(rejected(
-                        "access refused",
-                        receipt,
-                        "anonymous logins are not allowed",
-                    )),
-                }
-            }
-        }
+        login::authenticate(credentials, policy)
+            .await
+            .map_err(|error| {
+                let message = match error {
+                    LoginError::Unavailable(_) => "server unavailable",
+                    _ => "access refused",
+                };
+                rejected(message, frame.header("receipt"), &error.to_string())
+            })
     }
 }
