@@ -13,6 +13,9 @@ mod gateway;
 #[allow(dead_code)]
 #[path = "support/mqtt.rs"]
 mod mqtt;
+#[allow(dead_code)]
+#[path = "support/stomp.rs"]
+mod stomp;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -20,7 +23,7 @@ use std::time::Duration;
 
 use gateway::{within, STEP};
 use mqgate::protocols::Protocol;
-use mqgate::{ListenerSpec, RunningGateway, Transport};
+use mqgate::{RunningGateway, Transport};
 use mqgate_core::declare::{BindingDeclaration, QueueDeclaration};
 use mqgate_core::message::{FieldValue, Headers, Message, Properties};
 use mqgate_core::names::{ExchangeName, QueueName, VhostName};
@@ -29,11 +32,10 @@ use mqgate_core::{Connection, ConsumeRequest, Session};
 use mqtt::unique;
 use rumqttc::v5::mqttbytes::v5::PublishProperties;
 use rumqttc::v5::mqttbytes::QoS;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
+use stomp::{Client, Style};
 
 // ---------------------------------------------------------------------------------------------
-// The gateway, a raw STOMP 1.2 client, the engine client.
+// The gateway, the STOMP client, the engine client.
 
 /// A gateway with a plain MQTT and a plain STOMP listener on 127.0.0.1:0.
 struct Gateway {
@@ -43,16 +45,9 @@ struct Gateway {
 }
 
 async fn start() -> Gateway {
-    let (running, mqtt) = gateway::start(|settings| {
-        settings.listeners.push(ListenerSpec {
-            protocol: Protocol::Stomp,
-            transport: Transport::Plain,
-            addr: "127.0.0.1:0".parse().unwrap(),
-        });
-    })
-    .await;
-    let stomp = running
-        .local_addr(Protocol::Stomp, Transport::Plain)
+    let (running, stomp) = stomp::start().await;
+    let mqtt = running
+        .local_addr(Protocol::Mqtt, Transport::Plain)
         .unwrap();
     Gateway {
         running,
@@ -61,216 +56,15 @@ async fn start() -> Gateway {
     }
 }
 
-/// A frame as read from the wire, its header values unescaped (STOMP 1.2).
-#[derive(Debug)]
-struct Frame {
-    command: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
+/// Header names and values escaped and unescaped (STOMP 1.2), `content-length` for a non-empty
+/// body.
+const STYLE: Style = Style::ESCAPED_SIZED;
 
-impl Frame {
-    /// The first `name` header (a repeated header: the first one wins).
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-/// STOMP 1.2 header escaping.
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            ':' => out.push_str("\\c"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn unescape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('\\') => out.push('\\'),
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('c') => out.push(':'),
-            other => panic!("undefined escape \\{other:?} in {text:?}"),
-        }
-    }
-    out
-}
-
-/// A raw STOMP 1.2 client over any stream.
-struct Stomp<S> {
-    stream: S,
-    buf: Vec<u8>,
-}
-
-impl Stomp<TcpStream> {
-    /// Connects as guest over plain TCP.
-    async fn open(addr: SocketAddr) -> Self {
-        Self::connect(TcpStream::connect(addr).await.unwrap()).await
-    }
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Stomp<S> {
-    /// CONNECT as guest/guest with STOMP 1.2 on `stream`; expects CONNECTED.
-    async fn connect(stream: S) -> Self {
-        let mut client = Self {
-            stream,
-            buf: Vec::new(),
-        };
-        client
-            .send(
-                "CONNECT",
-                &[
-                    ("accept-version", "1.2"),
-                    ("host", "/"),
-                    ("login", "guest"),
-                    ("passcode", "guest"),
-                ],
-                b"",
-            )
-            .await;
-        let connected = client.recv().await;
-        assert_eq!(connected.command, "CONNECTED", "{connected:?}");
-        assert_eq!(connected.header("version"), Some("1.2"));
-        client
-    }
-
-    /// Writes a frame; header values escaped (not in CONNECT), `content-length` set for a
-    /// non-empty body.
-    async fn send(&mut self, command: &str, headers: &[(&str, &str)], body: &[u8]) {
-        let mut bytes = format!("{command}\n").into_bytes();
-        for (name, value) in headers {
-            let line = if command == "CONNECT" {
-                format!("{name}:{value}\n")
-            } else {
-                format!("{}:{}\n", escape(name), escape(value))
-            };
-            bytes.extend_from_slice(line.as_bytes());
-        }
-        if !body.is_empty() {
-            bytes.extend_from_slice(format!("content-length:{}\n", body.len()).as_bytes());
-        }
-        bytes.push(b'\n');
-        bytes.extend_from_slice(body);
-        bytes.push(0);
-        self.stream.write_all(&bytes).await.unwrap();
-    }
-
-    /// The next frame (heart-beats skipped), within [`STEP`].
-    async fn recv(&mut self) -> Frame {
-        within(STEP, "a STOMP frame", self.read_frame()).await
-    }
-
-    async fn read_frame(&mut self) -> Frame {
-        loop {
-            let skip = self
-                .buf
-                .iter()
-                .take_while(|&&b| b == b'\n' || b == b'\r')
-                .count();
-            self.buf.drain(..skip);
-            if let Some(frame) = self.parse() {
-                return frame;
-            }
-            let mut chunk = [0u8; 8192];
-            let n = self.stream.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "connection closed; buffered {:?}", self.buf);
-            self.buf.extend_from_slice(&chunk[..n]);
-        }
-    }
-
-    /// A whole frame from the front of the buffer, if there is one.
-    fn parse(&mut self) -> Option<Frame> {
-        let mut lines = Vec::new();
-        let mut at = 0;
-        let body_start = loop {
-            let end = at + self.buf[at..].iter().position(|&b| b == b'\n')?;
-            let line = self.buf[at..end]
-                .strip_suffix(b"\r")
-                .unwrap_or(&self.buf[at..end]);
-            if line.is_empty() {
-                break end + 1;
-            }
-            lines.push(String::from_utf8(line.to_vec()).unwrap());
-            at = end + 1;
-        };
-        let command = lines.first()?.clone();
-        let unescaped = command != "CONNECTED";
-        let headers: Vec<(String, String)> = lines[1..]
-            .iter()
-            .map(|line| {
-                let (name, value) = line.split_once(':').expect("a header line with a colon");
-                if unescaped {
-                    (unescape(name), unescape(value))
-                } else {
-                    (name.to_owned(), value.to_owned())
-                }
-            })
-            .collect();
-        let length = headers
-            .iter()
-            .find(|(n, _)| n == "content-length")
-            .map(|(_, v)| v.parse::<usize>().unwrap());
-        let body_end = match length {
-            Some(length) => body_start + length,
-            None => body_start + self.buf[body_start..].iter().position(|&b| b == 0)?,
-        };
-        if self.buf.len() <= body_end {
-            return None;
-        }
-        assert_eq!(self.buf[body_end], 0, "the frame ends with NUL");
-        let body = self.buf[body_start..body_end].to_vec();
-        self.buf.drain(..=body_end);
-        Some(Frame {
-            command,
-            headers,
-            body,
-        })
-    }
-
-    /// Sends a frame with a `receipt` header and waits for its RECEIPT.
-    async fn with_receipt(&mut self, command: &str, headers: &[(&str, &str)], body: &[u8]) {
-        let receipt = unique("receipt");
-        let mut all = headers.to_vec();
-        all.push(("receipt", &receipt));
-        self.send(command, &all, body).await;
-        let frame = self.recv().await;
-        assert_eq!(frame.command, "RECEIPT", "{frame:?}");
-        assert_eq!(frame.header("receipt-id"), Some(receipt.as_str()));
-    }
-
-    /// Subscribes (auto ack) to `destination` as subscription `id`, confirmed by a receipt.
-    async fn subscribe(&mut self, id: &str, destination: &str) {
-        self.with_receipt(
-            "SUBSCRIBE",
-            &[("id", id), ("destination", destination), ("ack", "auto")],
-            b"",
-        )
-        .await;
-    }
-
-    /// The next frame, which must be a MESSAGE.
-    async fn message(&mut self) -> Frame {
-        let frame = self.recv().await;
-        assert_eq!(frame.command, "MESSAGE", "{frame:?}");
-        frame
-    }
+/// A client connected as guest over plain TCP with STOMP 1.2.
+async fn open(addr: SocketAddr) -> Client {
+    let (client, connected) = Client::guest(addr, STYLE, &[]).await;
+    assert_eq!(connected.header("version"), Some("1.2"));
+    client
 }
 
 /// An engine client on the gateway's broker: the "AMQP" side of these tests.
@@ -381,8 +175,10 @@ fn binary_body() -> Vec<u8> {
 #[tokio::test]
 async fn mqtt5_publish_reaches_a_stomp_topic_subscriber_with_its_properties_as_headers() {
     let gateway = start().await;
-    let mut subscriber = Stomp::open(gateway.stomp).await;
-    subscriber.subscribe("t", "/topic/a.b").await;
+    let mut subscriber = open(gateway.stomp).await;
+    subscriber
+        .subscribe("t", "/topic/a.b", &[("ack", "auto")])
+        .await;
 
     let (client, mut events) = mqtt::v5::connect(gateway.mqtt, &unique("x5")).await;
     client
@@ -435,8 +231,10 @@ async fn mqtt5_publish_reaches_a_stomp_topic_subscriber_with_its_properties_as_h
 #[tokio::test]
 async fn mqtt311_publish_reaches_a_stomp_wildcard_subscriber() {
     let gateway = start().await;
-    let mut subscriber = Stomp::open(gateway.stomp).await;
-    subscriber.subscribe("w", "/topic/a.*").await;
+    let mut subscriber = open(gateway.stomp).await;
+    subscriber
+        .subscribe("w", "/topic/a.*", &[("ack", "auto")])
+        .await;
     let client = mqtt::v4::publisher(gateway.mqtt, &unique("x311")).await;
     client
         .publish("a/c", rumqttc::QoS::AtLeastOnce, false, "v311")
@@ -485,8 +283,10 @@ fn amqp_style_message(routing_key: &str, body: Vec<u8>) -> Message {
 #[tokio::test]
 async fn engine_publish_on_amq_topic_reaches_a_stomp_subscriber_with_typed_headers_stringified() {
     let gateway = start().await;
-    let mut subscriber = Stomp::open(gateway.stomp).await;
-    subscriber.subscribe("t", "/topic/a.b").await;
+    let mut subscriber = open(gateway.stomp).await;
+    subscriber
+        .subscribe("t", "/topic/a.b", &[("ack", "auto")])
+        .await;
 
     let mut engine = Engine::open(&gateway);
     let body = binary_body();
@@ -528,7 +328,7 @@ async fn stomp_send_reaches_an_mqtt5_subscriber_with_custom_headers_as_user_prop
     client.subscribe("a/+", QoS::AtLeastOnce).await.unwrap();
     mqtt::v5::suback(&mut events).await;
 
-    let mut producer = Stomp::open(gateway.stomp).await;
+    let mut producer = open(gateway.stomp).await;
     producer
         .with_receipt(
             "SEND",
@@ -576,13 +376,15 @@ async fn stomp_queue_subscriber_competes_with_an_engine_consumer() {
     const EACH: usize = 20;
     let gateway = start().await;
     // The STOMP subscription declares the shared durable queue `q`.
-    let mut subscriber = Stomp::open(gateway.stomp).await;
-    subscriber.subscribe("q", "/queue/q").await;
+    let mut subscriber = open(gateway.stomp).await;
+    subscriber
+        .subscribe("q", "/queue/q", &[("ack", "auto")])
+        .await;
     let mut engine = Engine::open(&gateway);
     engine.consume_queue("q");
 
     // Half from a STOMP producer, half from the engine on the default exchange.
-    let mut producer = Stomp::open(gateway.stomp).await;
+    let mut producer = open(gateway.stomp).await;
     let mut publisher = Engine::open(&gateway);
     for n in 0..EACH {
         let body = format!("stomp-{n}");
@@ -656,7 +458,7 @@ async fn binary_bodies_with_nul_bytes_cross_byte_exact_both_ways() {
     mqtt::v5::suback(&mut events).await;
     let mut engine = Engine::open(&gateway);
     engine.consume_topic("bin.*");
-    let mut stomp = Stomp::open(gateway.stomp).await;
+    let mut stomp = open(gateway.stomp).await;
     stomp
         .with_receipt("SEND", &[("destination", "/topic/bin.from-stomp")], &body)
         .await;
@@ -675,7 +477,9 @@ async fn binary_bodies_with_nul_bytes_cross_byte_exact_both_ways() {
     );
 
     // MQTT and the engine -> STOMP.
-    stomp.subscribe("b", "/topic/bin.to-stomp").await;
+    stomp
+        .subscribe("b", "/topic/bin.to-stomp", &[("ack", "auto")])
+        .await;
     client
         .publish("bin/to-stomp", QoS::AtLeastOnce, false, body.clone())
         .await
@@ -700,10 +504,14 @@ async fn mqtt_topic_level_with_a_dot_reaches_stomp_swapped_and_back() {
     let gateway = start().await;
     // MQTT `sensors/room.1` is the routing key `sensors.room/1`; in a STOMP destination the `/`
     // of the key is written `%2F`.
-    let mut exact = Stomp::open(gateway.stomp).await;
-    exact.subscribe("e", "/topic/sensors.room%2F1").await;
-    let mut wildcard = Stomp::open(gateway.stomp).await;
-    wildcard.subscribe("w", "/topic/sensors.*").await;
+    let mut exact = open(gateway.stomp).await;
+    exact
+        .subscribe("e", "/topic/sensors.room%2F1", &[("ack", "auto")])
+        .await;
+    let mut wildcard = open(gateway.stomp).await;
+    wildcard
+        .subscribe("w", "/topic/sensors.*", &[("ack", "auto")])
+        .await;
 
     let (subscriber, mut events) = mqtt::v5::connect(gateway.mqtt, &unique("dot-sub")).await;
     subscriber
@@ -734,7 +542,7 @@ async fn mqtt_topic_level_with_a_dot_reaches_stomp_swapped_and_back() {
     assert_eq!(&publish.payload[..], b"from mqtt");
 
     // Back: a SEND to the destination as received reaches the MQTT topic with its `.` kept.
-    let mut producer = Stomp::open(gateway.stomp).await;
+    let mut producer = open(gateway.stomp).await;
     producer
         .with_receipt(
             "SEND",

@@ -150,7 +150,7 @@ async fn stalled_client_individual_subscriber_is_held_to_its_prefetch() {
     // Subscribes, then never reads again (nor acknowledges).
     let mut stalled = connect_small_buffer(addr).await;
     stalled
-        .with_receipt(
+        .receipted_within(
             "SUBSCRIBE",
             &[
                 ("id", "stalled"),
@@ -170,7 +170,7 @@ async fn stalled_client_individual_subscriber_is_held_to_its_prefetch() {
     for index in 0..FIRST_BATCH {
         // Every SEND gets its RECEIPT: the stalled subscriber does not hold the producer up.
         producer
-            .with_receipt(
+            .receipted_within(
                 "SEND",
                 &[("destination", &destination)],
                 &body,
@@ -220,7 +220,7 @@ async fn stalled_client_individual_subscriber_is_held_to_its_prefetch() {
     let live = keep_reading(second_reader, Some(second_writer));
     for index in 0..SECOND_BATCH {
         producer
-            .with_receipt(
+            .receipted_within(
                 "SEND",
                 &[("destination", &destination)],
                 &body,
@@ -231,7 +231,7 @@ async fn stalled_client_individual_subscriber_is_held_to_its_prefetch() {
         assert!(stats(&broker, &queue).unacked <= 2 * PREFETCH);
     }
     producer
-        .with_receipt("SEND", &[("destination", &destination)], LAST, "last", WAIT)
+        .receipted_within("SEND", &[("destination", &destination)], LAST, "last", WAIT)
         .await;
     let expected = FIRST_BATCH + SECOND_BATCH + 1 - u64::from(PREFETCH);
     eventually(
@@ -291,7 +291,7 @@ async fn stalled_auto_ack_topic_subscriber_is_bounded_then_closed_as_slow_consum
 
     let mut stalled = connect_small_buffer(addr).await;
     stalled
-        .with_receipt(
+        .receipted_within(
             "SUBSCRIBE",
             &[
                 ("id", "stalled"),
@@ -306,7 +306,7 @@ async fn stalled_auto_ack_topic_subscriber_is_bounded_then_closed_as_slow_consum
     assert_eq!(stats(&broker, &stalled_queue).consumers, 1);
 
     let mut live = connect(addr).await;
-    live.with_receipt(
+    live.receipted_within(
         "SUBSCRIBE",
         &[("id", "live"), ("destination", &destination)],
         b"",
@@ -340,7 +340,7 @@ async fn stalled_auto_ack_topic_subscriber_is_bounded_then_closed_as_slow_consum
     };
     for index in 0..TOPIC_MESSAGES {
         producer
-            .with_receipt(
+            .receipted_within(
                 "SEND",
                 &[("destination", &destination)],
                 &body,
@@ -375,7 +375,7 @@ async fn stalled_auto_ack_topic_subscriber_is_bounded_then_closed_as_slow_consum
     // The other subscriber got everything, and keeps receiving.
     for index in 0..AFTER_CLOSE {
         producer
-            .with_receipt(
+            .receipted_within(
                 "SEND",
                 &[("destination", &destination)],
                 &body,
@@ -385,7 +385,7 @@ async fn stalled_auto_ack_topic_subscriber_is_bounded_then_closed_as_slow_consum
             .await;
     }
     producer
-        .with_receipt("SEND", &[("destination", &destination)], LAST, "last", WAIT)
+        .receipted_within("SEND", &[("destination", &destination)], LAST, "last", WAIT)
         .await;
     eventually("the live subscriber received every message", || {
         read(&live.messages) == TOPIC_MESSAGES + AFTER_CLOSE + 1
@@ -477,7 +477,7 @@ async fn producer_is_paused_at_the_watermark_while_a_subscriber_is_read_and_drai
     // SUBSCRIBE and ACKs get their receipts, and the ACKs are processed.
     let mut drainer = connect(addr).await;
     drainer
-        .with_receipt(
+        .receipted_within(
             "SUBSCRIBE",
             &[
                 ("id", "drain"),
@@ -490,7 +490,7 @@ async fn producer_is_paused_at_the_watermark_while_a_subscriber_is_read_and_drai
             WAIT,
         )
         .await;
-    let first = drainer.recv(WAIT).await;
+    let first = drainer.recv_within(WAIT).await;
     assert_eq!(first.command, "MESSAGE", "{first:?}");
     let acked_before = Metrics::read(&broker.metrics().acked);
     let id = first.header("ack").unwrap().to_owned();
@@ -500,7 +500,7 @@ async fn producer_is_paused_at_the_watermark_while_a_subscriber_is_read_and_drai
     // More of the prefetch may arrive before the ACK's RECEIPT: kept to be acknowledged.
     let mut pending = Vec::new();
     loop {
-        let frame = drainer.recv(WAIT).await;
+        let frame = drainer.recv_within(WAIT).await;
         match frame.command.as_str() {
             "MESSAGE" => pending.push(frame.header("ack").unwrap().to_owned()),
             "RECEIPT" => {

@@ -8,295 +8,28 @@
 #[allow(dead_code)]
 #[path = "support/gateway.rs"]
 mod gateway;
+#[allow(dead_code)]
+#[path = "support/stomp.rs"]
+mod stomp;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use gateway::{eventually, queue_stats, within, STEP};
-use mqgate::protocols::Protocol;
-use mqgate::{ListenerSpec, RunningGateway, Transport};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use gateway::{eventually, queue_stats, STEP};
+use stomp::{connect, unique, Client, Style};
 use tokio::time::Instant;
-
-/// A gateway with a STOMP listener; returns it and the STOMP address.
-async fn gateway() -> (RunningGateway, SocketAddr) {
-    let (running, _mqtt) = gateway::start(|settings| {
-        settings.listeners.push(ListenerSpec {
-            protocol: Protocol::Stomp,
-            transport: Transport::Plain,
-            addr: "127.0.0.1:0".parse().unwrap(),
-        });
-    })
-    .await;
-    let addr = running
-        .local_addr(Protocol::Stomp, Transport::Plain)
-        .unwrap();
-    (running, addr)
-}
-
-/// A name no other test uses.
-fn unique(prefix: &str) -> String {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    format!(
-        "{prefix}-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
-}
-
-/// A frame as read from the wire, header values unescaped (1.1/1.2 rules).
-#[derive(Debug)]
-struct Received {
-    command: String,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn expect(self, command: &str) -> Self {
-        assert_eq!(self.command, command, "{self:?}");
-        self
-    }
-}
-
-fn unescape(text: &str) -> String {
-    let mut out = String::new();
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c != '\\' {
-            out.push(c);
-            continue;
-        }
-        match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('r') => out.push('\r'),
-            Some('c') => out.push(':'),
-            Some('\\') => out.push('\\'),
-            other => panic!("bad escape from the server: {other:?} in {text:?}"),
-        }
-    }
-    out
-}
-
-/// A raw STOMP client.
-struct Client {
-    stream: TcpStream,
-    buf: Vec<u8>,
-    /// Heart-beat EOLs read so far (between frames).
-    beats: usize,
-}
-
-impl Client {
-    async fn open(addr: SocketAddr) -> Self {
-        Self {
-            stream: within(STEP, "connect", TcpStream::connect(addr))
-                .await
-                .unwrap(),
-            buf: Vec::new(),
-            beats: 0,
-        }
-    }
-
-    /// Connects as guest with STOMP 1.2 and `extra` CONNECT headers (replacing the defaults of
-    /// the same name); returns the client and its CONNECTED frame.
-    async fn connect_with(addr: SocketAddr, extra: &[(&str, &str)]) -> (Self, Received) {
-        let mut client = Self::open(addr).await;
-        let mut headers = vec![
-            ("accept-version", "1.2"),
-            ("host", "/"),
-            ("login", "guest"),
-            ("passcode", "guest"),
-        ];
-        headers.retain(|(name, _)| extra.iter().all(|(n, _)| n != name));
-        headers.extend_from_slice(extra);
-        client.send("CONNECT", &headers, b"").await;
-        let connected = client.recv().await.expect("CONNECTED");
-        (client, connected)
-    }
-
-    async fn connect(addr: SocketAddr) -> Self {
-        Self::connect_with(addr, &[]).await.0
-    }
-
-    async fn send(&mut self, command: &str, headers: &[(&str, &str)], body: &[u8]) {
-        let mut bytes = format!("{command}\n").into_bytes();
-        for (name, value) in headers {
-            bytes.extend_from_slice(format!("{name}:{value}\n").as_bytes());
-        }
-        bytes.push(b'\n');
-        bytes.extend_from_slice(body);
-        bytes.push(0);
-        self.write(&bytes).await;
-    }
-
-    async fn write(&mut self, bytes: &[u8]) {
-        within(STEP, "a write", self.stream.write_all(bytes))
-            .await
-            .unwrap();
-    }
-
-    /// The next frame (heart-beats counted and skipped), within [`STEP`].
-    async fn recv(&mut self) -> Received {
-        within(STEP, "a frame", self.read_frame()).await
-    }
-
-    /// Reads until at least `n` heart-beats arrived in all, within `limit`; frames are not
-    /// expected meanwhile.
-    async fn beats(&mut self, n: usize, limit: Duration) {
-        within(limit, "heart-beats", async {
-            while self.beats < n {
-                self.skip_beats();
-                assert!(
-                    self.buf.is_empty(),
-                    "a frame instead of a beat: {:?}",
-                    self.buf
-                );
-                if self.beats >= n {
-                    break;
-                }
-                self.fill().await;
-            }
-        })
-        .await;
-    }
-
-    fn skip_beats(&mut self) {
-        loop {
-            match self.buf.first() {
-                Some(b'\n') => {
-                    self.buf.remove(0);
-                    self.beats += 1;
-                }
-                Some(b'\r') if self.buf.get(1) == Some(&b'\n') => {
-                    self.buf.drain(..2);
-                    self.beats += 1;
-                }
-                _ => return,
-            }
-        }
-    }
-
-    async fn fill(&mut self) {
-        let mut chunk = [0u8; 8192];
-        let n = self.stream.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "connection closed; buffered {:?}", self.buf);
-        self.buf.extend_from_slice(&chunk[..n]);
-    }
-
-    async fn read_frame(&mut self) -> Received {
-        loop {
-            self.skip_beats();
-            if let Some(frame) = self.parse() {
-                return frame;
-            }
-            self.fill().await;
-        }
-    }
-
-    fn parse(&mut self) -> Option<Received> {
-        let end = self.buf.windows(2).position(|w| w == b"\n\n")?;
-        let head = String::from_utf8(self.buf[..end].to_vec()).unwrap();
-        let mut lines = head.lines();
-        let command = lines.next()?.to_owned();
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|line| line.split_once(':'))
-            .map(|(n, v)| (unescape(n), unescape(v)))
-            .collect();
-        let start = end + 2;
-        let length = headers
-            .iter()
-            .find(|(n, _)| n == "content-length")
-            .map(|(_, v)| v.parse::<usize>().unwrap());
-        let body_end = match length {
-            Some(length) => start + length,
-            None => start + self.buf[start..].iter().position(|&b| b == 0)?,
-        };
-        if self.buf.len() <= body_end {
-            return None;
-        }
-        let body = self.buf[start..body_end].to_vec();
-        self.buf.drain(..=body_end);
-        Some(Received {
-            command,
-            headers,
-            body,
-        })
-    }
-
-    /// Sends `command` with a receipt and waits for the RECEIPT.
-    async fn with_receipt(&mut self, command: &str, headers: &[(&str, &str)], body: &[u8]) {
-        let receipt = unique("r");
-        let mut all = headers.to_vec();
-        all.push(("receipt", &receipt));
-        self.send(command, &all, body).await;
-        let frame = self.recv().await.expect("RECEIPT");
-        assert_eq!(frame.header("receipt-id"), Some(receipt.as_str()));
-    }
-
-    async fn subscribe(&mut self, id: &str, destination: &str, extra: &[(&str, &str)]) {
-        let mut headers = vec![("id", id), ("destination", destination)];
-        headers.extend_from_slice(extra);
-        self.with_receipt("SUBSCRIBE", &headers, b"").await;
-    }
-
-    /// A confirmed SEND of `body` to `destination`.
-    async fn publish(&mut self, destination: &str, body: &[u8]) {
-        self.with_receipt("SEND", &[("destination", destination)], body)
-            .await;
-    }
-
-    /// The next MESSAGE's body.
-    async fn next_body(&mut self) -> Vec<u8> {
-        self.recv().await.expect("MESSAGE").body
-    }
-
-    /// True once the server closed the connection, within `limit`.
-    async fn closed_within(&mut self, limit: Duration) -> bool {
-        within(limit, "the close", async {
-            let mut chunk = [0u8; 1024];
-            loop {
-                match self.stream.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return true,
-                    Ok(_) => {}
-                }
-            }
-        })
-        .await
-    }
-
-    /// The next frame is an ERROR whose `message` contains `text`, then the close.
-    async fn refused(&mut self, text: &str) -> Received {
-        let error = self.recv().await.expect("ERROR");
-        let message = error.header("message").unwrap_or_default();
-        assert!(
-            message.contains(text),
-            "message {message:?}, wanted {text:?}"
-        );
-        assert!(self.closed_within(STEP).await);
-        error
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // /temp-queue/ in reply-to.
 
 #[tokio::test]
 async fn temp_queue_reply_to_is_rewritten_and_replies_reach_the_requester() {
-    let (running, addr) = gateway().await;
+    let (running, addr) = stomp::start().await;
     let service = format!("/queue/{}", unique("service"));
-    let mut responder = Client::connect(addr).await;
+    let mut responder = connect(addr).await;
     responder.subscribe("svc", &service, &[]).await;
 
-    let mut requester = Client::connect(addr).await;
+    let mut requester = connect(addr).await;
     requester
         .with_receipt(
             "SEND",
@@ -366,7 +99,7 @@ async fn temp_queue_reply_to_is_rewritten_and_replies_reach_the_requester() {
     assert_eq!(reply.body, b"pong-3");
 
     // Another connection's /temp-queue/replies is a queue of its own.
-    let mut second = Client::connect(addr).await;
+    let mut second = connect(addr).await;
     second
         .with_receipt(
             "SEND",
@@ -395,14 +128,14 @@ async fn temp_queue_reply_to_is_rewritten_and_replies_reach_the_requester() {
 
 #[tokio::test]
 async fn temp_queue_is_refused_outside_reply_to() {
-    let (_running, addr) = gateway().await;
-    let mut client = Client::connect(addr).await;
+    let (_running, addr) = stomp::start().await;
+    let mut client = connect(addr).await;
     client
         .send("SEND", &[("destination", "/temp-queue/x")], b"")
         .await;
     client.refused("invalid destination").await;
 
-    let mut client = Client::connect(addr).await;
+    let mut client = connect(addr).await;
     client
         .send(
             "SUBSCRIBE",
@@ -419,15 +152,15 @@ async fn temp_queue_is_refused_outside_reply_to() {
 /// A consumer of a fresh queue and a producer; returns (queue destination, consumer, producer).
 async fn queue_pair(addr: SocketAddr) -> (String, Client, Client) {
     let destination = format!("/queue/{}", unique("tx"));
-    let mut consumer = Client::connect(addr).await;
+    let mut consumer = connect(addr).await;
     consumer.subscribe("s", &destination, &[]).await;
-    let producer = Client::connect(addr).await;
+    let producer = connect(addr).await;
     (destination, consumer, producer)
 }
 
 #[tokio::test]
 async fn transaction_sends_take_effect_together_at_commit() {
-    let (_running, addr) = gateway().await;
+    let (_running, addr) = stomp::start().await;
     let (queue, mut consumer, mut producer) = queue_pair(addr).await;
     producer
         .with_receipt("BEGIN", &[("transaction", "t1")], b"")
@@ -460,7 +193,7 @@ async fn transaction_sends_take_effect_together_at_commit() {
 
 #[tokio::test]
 async fn aborted_and_abandoned_transactions_publish_nothing() {
-    let (_running, addr) = gateway().await;
+    let (_running, addr) = stomp::start().await;
     let (queue, mut consumer, mut producer) = queue_pair(addr).await;
     producer
         .with_receipt("BEGIN", &[("transaction", "t")], b"")
@@ -493,7 +226,7 @@ async fn aborted_and_abandoned_transactions_publish_nothing() {
     assert!(producer.closed_within(STEP).await);
 
     // So does a connection that just goes away.
-    let mut dropped = Client::connect(addr).await;
+    let mut dropped = connect(addr).await;
     dropped
         .with_receipt("BEGIN", &[("transaction", "t")], b"")
         .await;
@@ -506,20 +239,20 @@ async fn aborted_and_abandoned_transactions_publish_nothing() {
         .await;
     drop(dropped);
 
-    let mut marker = Client::connect(addr).await;
+    let mut marker = connect(addr).await;
     marker.publish(&queue, b"marker").await;
     assert_eq!(consumer.next_body().await, b"marker");
 }
 
 #[tokio::test]
 async fn transaction_acks_take_effect_at_commit_only() {
-    let (_running, addr) = gateway().await;
+    let (_running, addr) = stomp::start().await;
     let queue = format!("/queue/{}", unique("txack"));
-    let mut producer = Client::connect(addr).await;
+    let mut producer = connect(addr).await;
     for body in [&b"one"[..], b"two"] {
         producer.publish(&queue, body).await;
     }
-    let mut consumer = Client::connect(addr).await;
+    let mut consumer = connect(addr).await;
     consumer
         .subscribe("s", &queue, &[("ack", "client-individual")])
         .await;
@@ -554,7 +287,7 @@ async fn transaction_acks_take_effect_at_commit_only() {
     consumer.with_receipt("DISCONNECT", &[], b"").await;
 
     // Only "one" comes back, redelivered.
-    let mut next = Client::connect(addr).await;
+    let mut next = connect(addr).await;
     next.subscribe("s", &queue, &[("ack", "client-individual")])
         .await;
     let back = next.recv().await.expect("MESSAGE");
@@ -566,7 +299,7 @@ async fn transaction_acks_take_effect_at_commit_only() {
 
 #[tokio::test]
 async fn transaction_frames_are_checked_when_they_arrive() {
-    let (_running, addr) = gateway().await;
+    let (_running, addr) = stomp::start().await;
     let (queue, mut consumer, mut producer) = queue_pair(addr).await;
     producer
         .with_receipt("BEGIN", &[("transaction", "t")], b"")
@@ -587,11 +320,11 @@ async fn transaction_frames_are_checked_when_they_arrive() {
         )
         .await;
     producer.refused("invalid destination").await;
-    let mut marker = Client::connect(addr).await;
+    let mut marker = connect(addr).await;
     marker.publish(&queue, b"marker").await;
     assert_eq!(consumer.next_body().await, b"marker");
 
-    let mut client = Client::connect(addr).await;
+    let mut client = connect(addr).await;
     client
         .with_receipt("BEGIN", &[("transaction", "t")], b"")
         .await;
@@ -611,13 +344,13 @@ async fn transaction_frames_are_checked_when_they_arrive() {
 
 #[tokio::test]
 async fn a_committed_cumulative_ack_covers_later_acks_of_the_same_transaction() {
-    let (_running, addr) = gateway().await;
+    let (_running, addr) = stomp::start().await;
     let queue = format!("/queue/{}", unique("txcum"));
-    let mut producer = Client::connect(addr).await;
+    let mut producer = connect(addr).await;
     for body in [&b"one"[..], b"two"] {
         producer.publish(&queue, body).await;
     }
-    let mut consumer = Client::connect(addr).await;
+    let mut consumer = connect(addr).await;
     consumer.subscribe("s", &queue, &[("ack", "client")]).await;
     let one = consumer.recv().await.expect("MESSAGE");
     let two = consumer.recv().await.expect("MESSAGE");
@@ -635,7 +368,7 @@ async fn a_committed_cumulative_ack_covers_later_acks_of_the_same_transaction() 
         .with_receipt("COMMIT", &[("transaction", "t")], b"")
         .await;
     consumer.with_receipt("DISCONNECT", &[], b"").await;
-    let mut next = Client::connect(addr).await;
+    let mut next = connect(addr).await;
     next.subscribe("s", &queue, &[]).await;
     producer.publish(&queue, b"marker").await;
     assert_eq!(next.next_body().await, b"marker");
@@ -643,7 +376,7 @@ async fn a_committed_cumulative_ack_covers_later_acks_of_the_same_transaction() 
 
 #[tokio::test]
 async fn unknown_transactions_are_errors() {
-    let (_running, addr) = gateway().await;
+    let (_running, addr) = stomp::start().await;
     let queue = format!("/queue/{}", unique("txunknown"));
     for (command, headers) in [
         (
@@ -653,30 +386,30 @@ async fn unknown_transactions_are_errors() {
         ("COMMIT", vec![("transaction", "nope")]),
         ("ABORT", vec![("transaction", "nope")]),
     ] {
-        let mut client = Client::connect(addr).await;
+        let mut client = connect(addr).await;
         let mut headers = headers.clone();
         headers.push(("receipt", "r-unknown"));
         client.send(command, &headers, b"").await;
         let error = client.refused("unknown transaction").await;
         assert_eq!(error.header("receipt-id"), Some("r-unknown"), "{command}");
     }
-    let mut client = Client::connect(addr).await;
+    let mut client = connect(addr).await;
     client
         .with_receipt("BEGIN", &[("transaction", "dup")], b"")
         .await;
     client.send("BEGIN", &[("transaction", "dup")], b"").await;
     client.refused("transaction already active").await;
 
-    let mut client = Client::connect(addr).await;
+    let mut client = connect(addr).await;
     client.send("COMMIT", &[], b"").await;
     client.refused("missing transaction header").await;
 }
 
 #[tokio::test]
 async fn open_transactions_are_bounded() {
-    let (_running, addr) = gateway().await;
+    let (_running, addr) = stomp::start().await;
     let limit = mqgate_stomp::StompSettings::default().max_transactions;
-    let mut client = Client::connect(addr).await;
+    let mut client = connect(addr).await;
     for n in 0..limit {
         client
             .with_receipt("BEGIN", &[("transaction", &format!("t{n}"))], b"")
@@ -693,9 +426,10 @@ async fn open_transactions_are_bounded() {
 
 #[tokio::test]
 async fn the_server_beats_at_the_negotiated_rate() {
-    let (_running, addr) = gateway().await;
+    let (_running, addr) = stomp::start().await;
     // The client wants beats every 500 ms; the server's floor is 1 s.
-    let (mut client, connected) = Client::connect_with(addr, &[("heart-beat", "0,500")]).await;
+    let (mut client, connected) =
+        Client::guest(addr, Style::ESCAPED, &[("heart-beat", "0,500")]).await;
     assert_eq!(connected.header("heart-beat"), Some("1000,0"));
     let start = Instant::now();
     client.beats(3, Duration::from_secs(5)).await;
@@ -709,15 +443,16 @@ async fn the_server_beats_at_the_negotiated_rate() {
         .await;
 
     // Without a heart-beat header, nothing beats.
-    let (_quiet, connected) = Client::connect_with(addr, &[]).await;
+    let (_quiet, connected) = Client::guest(addr, Style::ESCAPED, &[]).await;
     assert_eq!(connected.header("heart-beat"), Some("0,0"));
 }
 
 #[tokio::test]
 async fn a_silent_client_that_promised_beats_is_closed_after_the_grace_period() {
-    let (_running, addr) = gateway().await;
+    let (_running, addr) = stomp::start().await;
     let grace = mqgate_stomp::StompSettings::default().heartbeat_grace_factor;
-    let (mut silent, connected) = Client::connect_with(addr, &[("heart-beat", "1000,0")]).await;
+    let (mut silent, connected) =
+        Client::guest(addr, Style::ESCAPED, &[("heart-beat", "1000,0")]).await;
     assert_eq!(connected.header("heart-beat"), Some("0,1000"));
     let start = Instant::now();
     assert!(silent.closed_within(Duration::from_secs(6)).await);
@@ -729,7 +464,7 @@ async fn a_silent_client_that_promised_beats_is_closed_after_the_grace_period() 
     );
 
     // A client that keeps its promise stays connected past the grace period.
-    let (mut beating, _) = Client::connect_with(addr, &[("heart-beat", "1000,0")]).await;
+    let (mut beating, _) = Client::guest(addr, Style::ESCAPED, &[("heart-beat", "1000,0")]).await;
     let until = Instant::now() + expected + Duration::from_secs(1);
     let mut pace = tokio::time::interval(Duration::from_millis(300));
     while Instant::now() < until {
@@ -746,14 +481,14 @@ async fn a_silent_client_that_promised_beats_is_closed_after_the_grace_period() 
 
 #[tokio::test]
 async fn nack_without_requeue_dead_letters_with_x_death() {
-    let (_running, addr) = gateway().await;
+    let (_running, addr) = stomp::start().await;
     let key = unique("dead");
     let work = unique("work");
-    let mut dead = Client::connect(addr).await;
+    let mut dead = connect(addr).await;
     dead.subscribe("dl", &format!("/exchange/amq.direct/{key}"), &[])
         .await;
 
-    let mut worker = Client::connect(addr).await;
+    let mut worker = connect(addr).await;
     worker
         .subscribe(
             "w",
@@ -765,7 +500,7 @@ async fn nack_without_requeue_dead_letters_with_x_death() {
             ],
         )
         .await;
-    let mut producer = Client::connect(addr).await;
+    let mut producer = connect(addr).await;
     producer
         .with_receipt(
             "SEND",
