@@ -8,6 +8,9 @@
 //! MQTT clients are rumqttc v5. Every wait is bounded; nothing sleeps to synchronise.
 
 #[allow(dead_code)]
+#[path = "support/engine.rs"]
+mod engine;
+#[allow(dead_code)]
 #[path = "support/gateway.rs"]
 mod gateway;
 #[allow(dead_code)]
@@ -21,14 +24,12 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use engine::{amq_topic, Engine};
 use gateway::{within, STEP};
 use mqgate::protocols::Protocol;
 use mqgate::{RunningGateway, Transport};
-use mqgate_core::declare::{BindingDeclaration, QueueDeclaration};
 use mqgate_core::message::{FieldValue, Headers, Message, Properties};
-use mqgate_core::names::{ExchangeName, QueueName, VhostName};
-use mqgate_core::outbox::{Delivery, Event, EventReceiver};
-use mqgate_core::{Connection, ConsumeRequest, Session};
+use mqgate_core::names::ExchangeName;
 use mqtt::unique;
 use rumqttc::v5::mqttbytes::v5::PublishProperties;
 use rumqttc::v5::mqttbytes::QoS;
@@ -67,77 +68,6 @@ async fn open(addr: SocketAddr) -> Client {
     client
 }
 
-/// An engine client on the gateway's broker: the "AMQP" side of these tests.
-struct Engine {
-    session: Session,
-    events: EventReceiver,
-    _connection: Connection,
-}
-
-impl Engine {
-    fn open(gateway: &Gateway) -> Engine {
-        let connection = gateway
-            .running
-            .broker()
-            .connect(&VhostName::default_vhost(), None)
-            .unwrap();
-        let (session, events) = connection.open_session();
-        Engine {
-            session,
-            events,
-            _connection: connection,
-        }
-    }
-
-    /// Declares an exclusive queue bound on `amq.topic` with `key` and consumes it (auto-ack).
-    fn consume_topic(&mut self, key: &str) {
-        let declared = self
-            .session
-            .declare_queue(QueueDeclaration {
-                exclusive: true,
-                auto_delete: true,
-                ..QueueDeclaration::default()
-            })
-            .unwrap();
-        self.session
-            .bind_queue(BindingDeclaration {
-                source: amq_topic(),
-                destination: declared.name.to_string(),
-                routing_key: key.to_owned(),
-                arguments: Headers::new(),
-            })
-            .unwrap();
-        self.consume_queue(declared.name.as_str());
-    }
-
-    /// Consumes the existing queue `name` (auto-ack).
-    fn consume_queue(&mut self, name: &str) {
-        self.session
-            .consume(ConsumeRequest::auto(QueueName::new(name).unwrap()))
-            .unwrap();
-    }
-
-    /// The next delivery.
-    async fn delivery(&mut self) -> Delivery {
-        within(STEP, "an engine delivery", self.next_delivery()).await
-    }
-
-    async fn next_delivery(&mut self) -> Delivery {
-        loop {
-            match self.events.recv().await.expect("the engine session ended") {
-                Event::Delivery(delivery) => return delivery,
-                _ => continue,
-            }
-        }
-    }
-
-    /// Publishes `message`; it must reach at least one queue.
-    fn publish(&mut self, message: Message) {
-        let routed = self.session.publish(message, false, None).unwrap();
-        assert!(routed.queues > 0, "the engine publish reached no queue");
-    }
-}
-
 /// Awaits `future` while polling the MQTT event loop (so queued packets go out); incoming
 /// packets are dropped.
 async fn while_driving<T>(
@@ -153,10 +83,6 @@ async fn while_driving<T>(
             }
         }
     }
-}
-
-fn amq_topic() -> ExchangeName {
-    ExchangeName::new("amq.topic").unwrap()
 }
 
 /// Every byte value twice, NULs included (in the middle and at both ends), so the body is not
@@ -288,7 +214,7 @@ async fn engine_publish_on_amq_topic_reaches_a_stomp_subscriber_with_typed_heade
         .subscribe("t", "/topic/a.b", &[("ack", "auto")])
         .await;
 
-    let mut engine = Engine::open(&gateway);
+    let mut engine = Engine::open(&gateway.running);
     let body = binary_body();
     engine.publish(amqp_style_message("a.b", body.clone()));
 
@@ -380,12 +306,12 @@ async fn stomp_queue_subscriber_competes_with_an_engine_consumer() {
     subscriber
         .subscribe("q", "/queue/q", &[("ack", "auto")])
         .await;
-    let mut engine = Engine::open(&gateway);
+    let mut engine = Engine::open(&gateway.running);
     engine.consume_queue("q");
 
     // Half from a STOMP producer, half from the engine on the default exchange.
     let mut producer = open(gateway.stomp).await;
-    let mut publisher = Engine::open(&gateway);
+    let mut publisher = Engine::open(&gateway.running);
     for n in 0..EACH {
         let body = format!("stomp-{n}");
         producer
@@ -456,7 +382,7 @@ async fn binary_bodies_with_nul_bytes_cross_byte_exact_both_ways() {
     let (client, mut events) = mqtt::v5::connect(gateway.mqtt, &unique("bin")).await;
     client.subscribe("bin/+", QoS::AtLeastOnce).await.unwrap();
     mqtt::v5::suback(&mut events).await;
-    let mut engine = Engine::open(&gateway);
+    let mut engine = Engine::open(&gateway.running);
     engine.consume_topic("bin.*");
     let mut stomp = open(gateway.stomp).await;
     stomp

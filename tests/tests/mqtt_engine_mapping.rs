@@ -8,6 +8,9 @@
 //! port 0. Every wait is bounded; nothing sleeps to synchronise.
 
 #[allow(dead_code)]
+#[path = "support/engine.rs"]
+mod engine;
+#[allow(dead_code)]
 #[path = "support/gateway.rs"]
 mod gateway;
 #[allow(dead_code)]
@@ -16,84 +19,12 @@ mod mqtt;
 
 use std::net::SocketAddr;
 
-use gateway::{within, STEP};
+use engine::{amq_topic, Engine};
+use gateway::STEP;
 use mqgate::RunningGateway;
-use mqgate_core::declare::{BindingDeclaration, QueueDeclaration};
 use mqgate_core::message::{FieldValue, Headers, Message, Properties};
-use mqgate_core::names::{ExchangeName, QueueName, VhostName};
-use mqgate_core::outbox::{Delivery, Event, EventReceiver};
-use mqgate_core::{Connection, ConsumeRequest, Session};
 use mqtt::unique;
 use rumqttc::v5::mqttbytes::v5::{Packet, PublishProperties};
-
-/// An engine client on the gateway's broker: the "other protocol" of these tests.
-struct Engine {
-    session: Session,
-    events: EventReceiver,
-    _connection: Connection,
-}
-
-impl Engine {
-    fn open(gateway: &RunningGateway) -> Engine {
-        let connection = gateway
-            .broker()
-            .connect(&VhostName::default_vhost(), None)
-            .unwrap();
-        let (session, events) = connection.open_session();
-        Engine {
-            session,
-            events,
-            _connection: connection,
-        }
-    }
-
-    /// Declares an exclusive queue bound on `amq.topic` with `key` and consumes it (auto-ack).
-    fn consume(&mut self, key: &str) -> QueueName {
-        let declared = self
-            .session
-            .declare_queue(QueueDeclaration {
-                exclusive: true,
-                auto_delete: true,
-                ..QueueDeclaration::default()
-            })
-            .unwrap();
-        self.session
-            .bind_queue(BindingDeclaration {
-                source: amq_topic(),
-                destination: declared.name.to_string(),
-                routing_key: key.to_owned(),
-                arguments: Headers::new(),
-            })
-            .unwrap();
-        self.session
-            .consume(ConsumeRequest::auto(declared.name.clone()))
-            .unwrap();
-        declared.name
-    }
-
-    /// The next delivery.
-    async fn delivery(&mut self) -> Delivery {
-        within(STEP, "an engine delivery", async {
-            loop {
-                match self.events.recv().await.expect("the engine session ended") {
-                    Event::Delivery(delivery) => return delivery,
-                    _ => continue,
-                }
-            }
-        })
-        .await
-    }
-
-    /// Publishes `message`; it must reach at least one queue.
-    fn publish(&mut self, message: Message) {
-        let routed = self.session.publish(message, false, None).unwrap();
-        assert!(routed.queues > 0, "the engine publish reached no queue");
-    }
-}
-
-fn amq_topic() -> ExchangeName {
-    ExchangeName::new("amq.topic").unwrap()
-}
 
 /// The header `key` of `message`.
 fn header<'m>(message: &'m Message, key: &str) -> &'m FieldValue {
@@ -122,7 +53,7 @@ async fn mqtt5_publish_reaches_an_engine_consumer_with_every_property() {
     let (gateway, addr) = start().await;
     let mut engine = Engine::open(&gateway);
     // MQTT `map5/room.1/temp` is the routing key `map5.room/1.temp`: `/` and `.` swap.
-    engine.consume("map5.room/1.temp");
+    engine.consume_topic("map5.room/1.temp");
 
     let (client, mut events) = mqtt::v5::connect(addr, &unique("map5")).await;
     let body = binary_body();
@@ -188,7 +119,7 @@ async fn mqtt5_text_correlation_data_is_the_engine_correlation_id() {
 
     let (gateway, addr) = start().await;
     let mut engine = Engine::open(&gateway);
-    engine.consume("corr.text");
+    engine.consume_topic("corr.text");
     let (client, mut events) = mqtt::v5::connect(addr, &unique("corr")).await;
     client
         .publish_with_properties(
@@ -218,7 +149,7 @@ async fn mqtt5_text_correlation_data_is_the_engine_correlation_id() {
 async fn mqtt311_qos0_publish_reaches_an_engine_consumer_not_persistent() {
     let (gateway, addr) = start().await;
     let mut engine = Engine::open(&gateway);
-    engine.consume("map311.#");
+    engine.consume_topic("map311.#");
 
     let client = mqtt::v4::publisher(addr, &unique("map311")).await;
     let body = binary_body();
@@ -352,7 +283,7 @@ async fn engine_publish_with_x_retain_is_retained_for_later_mqtt_subscribers() {
     let (gateway, addr) = start().await;
     let mut engine = Engine::open(&gateway);
     // A queue of its own so the publish is routed somewhere; retention does not depend on it.
-    engine.consume("retained.#");
+    engine.consume_topic("retained.#");
     let mut message = Message::new(amq_topic(), "retained.room/1", b"kept".to_vec());
     message.headers.insert("x-retain", true);
     engine.publish(message);
