@@ -109,9 +109,7 @@ impl Vhost {
             });
         }
         let mut visited = Vec::new();
-        let mut names = Vec::new();
-        self.walk(&exchange, message, &mut visited, &mut names);
-        queues.extend(names.iter().filter_map(|name| self.queue(name)));
+        self.walk(&exchange, message, &mut visited, &mut queues);
         Ok(queues)
     }
 
@@ -120,7 +118,7 @@ impl Vhost {
         exchange: &Arc<Exchange>,
         message: &Message,
         visited: &mut Vec<ExchangeName>,
-        queues: &mut Vec<QueueName>,
+        queues: &mut Vec<Arc<Queue>>,
     ) {
         if visited.contains(&exchange.name) {
             return;
@@ -132,8 +130,9 @@ impl Vhost {
         for destination in destinations {
             match destination {
                 Destination::Queue(name) => {
-                    if !queues.contains(&name) && self.queues.contains_key(&name) {
-                        queues.push(name);
+                    // One lookup per binding; one copy per queue however many bindings lead there.
+                    if !queues.iter().any(|queue| *queue.name() == name) {
+                        queues.extend(self.queue(&name));
                     }
                 }
                 Destination::Exchange(name) => {
