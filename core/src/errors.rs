@@ -70,7 +70,7 @@ pub enum DeleteExchangeError {
         vhost: VhostName,
     },
     /// Built-in exchanges cannot be deleted (AMQP 403).
-    #[error("exchange '{exchange}' in vhost '{vhost}' is built in and cannot be deleted")]
+    #[error("deletion of system exchange '{exchange}' in vhost '{vhost}' not allowed")]
     BuiltIn {
         /// The exchange.
         exchange: ExchangeName,
@@ -156,7 +156,7 @@ pub enum DeleteQueueError {
         vhost: VhostName,
     },
     /// `if-empty` and it has messages (AMQP 406).
-    #[error("queue '{queue}' in vhost '{vhost}' is not empty")]
+    #[error("queue '{queue}' in vhost '{vhost}' not empty")]
     NotEmpty {
         /// The queue.
         queue: QueueName,

@@ -320,6 +320,11 @@ impl Outbox {
         }
     }
 
+    /// True while `tag` is delivered and not yet settled.
+    pub fn is_unacked(&self, tag: DeliveryTag) -> bool {
+        self.unacked.lock().contains_key(&tag)
+    }
+
     /// Number of deliveries awaiting acknowledgement.
     pub fn unacked_count(&self) -> usize {
         self.unacked.lock().len()
@@ -371,6 +376,16 @@ impl EventReceiver {
         let event = self.receiver.recv().await?;
         self.account(&event);
         Some(event)
+    }
+
+    /// Polls for the next event, for inboxes that merge several receivers (one per AMQP
+    /// channel). Cancel-safe like [`recv`](EventReceiver::recv).
+    pub fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Event>> {
+        let polled = self.receiver.poll_recv(cx);
+        if let std::task::Poll::Ready(Some(event)) = &polled {
+            self.account(event);
+        }
+        polled
     }
 
     /// Takes the next event if one is ready.

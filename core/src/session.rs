@@ -267,7 +267,15 @@ impl Session {
                 },
                 Instant::now(),
             )
-            .map_err(|e| ConsumeError::Refused(e.to_string()))?;
+            .map_err(|e| match e {
+                crate::queue::ConsumeError::ExclusiveUse { queue } => {
+                    ConsumeError::Refused(format!(
+                        "queue '{queue}' in vhost '{}' in exclusive use",
+                        self.vhost.name()
+                    ))
+                }
+                other => ConsumeError::Refused(other.to_string()),
+            })?;
         self.consumers.insert(tag.clone(), queue);
         Ok(tag)
     }
@@ -351,6 +359,11 @@ impl Session {
         for (_, unacked) in self.outbox.drain_unacked(None) {
             unacked.queue.settle_nack(self.id(), unacked.entry, true);
         }
+    }
+
+    /// True while delivery `tag` awaits an ack, nack or reject.
+    pub fn holds_unacked(&self, tag: DeliveryTag) -> bool {
+        self.outbox.is_unacked(tag)
     }
 
     /// Deliveries awaiting acknowledgement.

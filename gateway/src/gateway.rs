@@ -18,7 +18,7 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 
 use crate::definitions::{self, DefinitionError};
 use crate::listener::{ConnectionHandler, GatewayMetrics, Listener, Shared};
-use crate::protocols::{adapter, not_landed_reason, AdapterContext, AdapterStatus, Protocol};
+use crate::protocols::{adapter, AdapterContext, AdapterStatus, Protocol, Registry};
 use crate::settings::{ListenerSpec, Settings, Transport};
 use crate::shutdown::{Connections, ShutdownReport};
 
@@ -71,6 +71,7 @@ impl Gateway {
         GatewayBuilder {
             settings,
             handlers: HashMap::new(),
+            registry: adapter,
         }
     }
 }
@@ -79,6 +80,8 @@ impl Gateway {
 pub struct GatewayBuilder {
     settings: Settings,
     handlers: HashMap<Protocol, Arc<dyn ConnectionHandler>>,
+    /// Where the handlers not supplied come from: [`adapter`], or a table of tests.
+    registry: Registry,
 }
 
 impl GatewayBuilder {
@@ -89,12 +92,21 @@ impl GatewayBuilder {
         self
     }
 
+    /// Looks adapters up in `registry` instead of [`adapter`]: tests of a pending adapter, now
+    /// that every protocol has landed.
+    #[cfg(test)]
+    fn registry(mut self, registry: Registry) -> Self {
+        self.registry = registry;
+        self
+    }
+
     /// Builds the broker, declares the definitions, binds every listener, spawns the accept
     /// loops and the broker's maintenance; returns once every listener is bound.
     pub async fn start(self) -> Result<RunningGateway, StartError> {
         let Self {
             settings,
             mut handlers,
+            registry,
         } = self;
         let broker = Broker::new(BrokerConfig {
             memory_high_watermark: settings.limits.memory_high_watermark,
@@ -109,6 +121,7 @@ impl GatewayBuilder {
             limits: settings.limits.clone(),
             mqtt: settings.mqtt.clone(),
             stomp: settings.stomp.clone(),
+            amqp: settings.amqp.clone(),
         };
 
         // Bind everything first: a failure drops what was bound, and no loop has started.
@@ -116,16 +129,16 @@ impl GatewayBuilder {
         for spec in &settings.listeners {
             let handler = match handlers.get(&spec.protocol) {
                 Some(handler) => Arc::clone(handler),
-                None => match adapter(spec.protocol) {
+                None => match registry(spec.protocol) {
                     AdapterStatus::Landed(factory) => {
                         let handler = factory(&context);
                         handlers.insert(spec.protocol, Arc::clone(&handler));
                         handler
                     }
-                    AdapterStatus::Pending { .. } => {
+                    status @ AdapterStatus::Pending { .. } => {
                         return Err(StartError::NotLanded {
                             listener: spec.to_string(),
-                            reason: not_landed_reason(spec.protocol).unwrap_or_default(),
+                            reason: status.not_landed_reason(spec.protocol).unwrap_or_default(),
                         })
                     }
                 },
@@ -300,5 +313,85 @@ impl RunningGateway {
             "mqgate stopped"
         );
         report
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The registry with AMQP not landed yet (as before issue 5).
+    fn amqp_pending(protocol: Protocol) -> AdapterStatus {
+        match protocol {
+            Protocol::Amqp => AdapterStatus::Pending { issue: Some(5) },
+            other => adapter(other),
+        }
+    }
+
+    fn plain(protocol: Protocol) -> ListenerSpec {
+        ListenerSpec {
+            protocol,
+            transport: Transport::Plain,
+            addr: "127.0.0.1:0".parse().unwrap(),
+        }
+    }
+
+    #[tokio::test]
+    async fn listener_for_a_pending_adapter_does_not_start() {
+        let settings = Settings {
+            listeners: vec![plain(Protocol::Mqtt), plain(Protocol::Amqp)],
+            ..Settings::default()
+        };
+        let error = match Gateway::builder(settings)
+            .registry(amqp_pending)
+            .start()
+            .await
+        {
+            Ok(_) => panic!("the AMQP adapter is pending in this registry"),
+            Err(error) => error,
+        };
+        let StartError::NotLanded { listener, reason } = &error else {
+            panic!("{error:?}");
+        };
+        assert_eq!(listener, "amqp 127.0.0.1:0");
+        assert_eq!(
+            reason,
+            "the AMQP adapter has not landed yet (issue 5); remove this key"
+        );
+        assert_eq!(
+            error.to_string(),
+            "cannot listen on amqp 127.0.0.1:0: the AMQP adapter has not landed yet (issue 5); remove this key"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_supplied_handler_serves_a_pending_protocol() {
+        #[derive(Debug)]
+        struct Idle;
+        impl ConnectionHandler for Idle {
+            fn handle(
+                &self,
+                _stream: Box<dyn crate::listener::AsyncStream>,
+                _meta: crate::listener::ConnectionMeta,
+                _shutdown: CancellationToken,
+            ) -> crate::listener::BoxFuture<()> {
+                Box::pin(async {})
+            }
+        }
+        let settings = Settings {
+            listeners: vec![plain(Protocol::Amqp)],
+            ..Settings::default()
+        };
+        let running = Gateway::builder(settings)
+            .registry(amqp_pending)
+            .handler(Protocol::Amqp, Arc::new(Idle))
+            .start()
+            .await
+            .unwrap();
+        assert!(running
+            .local_addr(Protocol::Amqp, Transport::Plain)
+            .is_some());
+        running.shutdown();
+        running.wait().await;
     }
 }

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use mqgate_amqp::AmqpSettings;
 use mqgate_core::auth::Users;
 use mqgate_core::names::UserName;
 use mqgate_mqtt::MqttSettings;
@@ -92,6 +93,17 @@ pub fn default_stomp_settings(limits: &Limits) -> StompSettings {
     }
 }
 
+/// The AMQP adapter's settings when the config file says nothing: the adapter's defaults, with
+/// the largest message body from `limits.max_message_size` and each channel's delivery window
+/// from `limits.session_window_bytes`.
+pub fn default_amqp_settings(limits: &Limits) -> AmqpSettings {
+    AmqpSettings {
+        max_message_size: u64::try_from(limits.max_message_size).unwrap_or(u64::MAX),
+        channel_window_bytes: limits.session_window_bytes,
+        ..AmqpSettings::default()
+    }
+}
+
 /// Default time given to connections to finish after a shutdown signal.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -150,6 +162,9 @@ pub struct Settings {
     pub mqtt: MqttSettings,
     /// The STOMP adapter's limits and options (the `stomp:` section).
     pub stomp: StompSettings,
+    /// The AMQP adapter's limits and options (the `amqp:` section, with `max_message_size`
+    /// from [`Limits::max_message_size`]).
+    pub amqp: AmqpSettings,
 }
 
 impl Default for Settings {
@@ -160,6 +175,7 @@ impl Default for Settings {
             log_filter: DEFAULT_LOG_FILTER.to_owned(),
             mqtt: default_mqtt_settings(&limits),
             stomp: default_stomp_settings(&limits),
+            amqp: default_amqp_settings(&limits),
             limits,
             drain_timeout: DEFAULT_DRAIN_TIMEOUT,
             tls: None,
@@ -184,6 +200,7 @@ impl fmt::Debug for Settings {
             .field("definitions", &self.definitions)
             .field("mqtt", &self.mqtt)
             .field("stomp", &self.stomp)
+            .field("amqp", &self.amqp)
             .finish()
     }
 }

@@ -208,8 +208,23 @@ fn stomp_connected(ready: &str) -> String {
     reply.lines().next().unwrap_or_default().to_owned()
 }
 
-/// The default file as shipped, with the MQTT and STOMP listeners moved to free loopback ports
-/// (1883 and 61613 may be taken on a test machine).
+/// Connects to the AMQP listener named in the ready line and sends the AMQP 0-9-1 protocol
+/// header; the first six payload bytes of the method frame that answers (class, method and,
+/// for `connection.start`, the version).
+fn amqp_start(ready: &str) -> [u8; 6] {
+    let mut stream = std::net::TcpStream::connect(listener_addr(ready, "amqp")).unwrap();
+    stream.set_read_timeout(Some(WAIT)).unwrap();
+    stream.write_all(b"AMQP\x00\x00\x09\x01").unwrap();
+    let mut header = [0u8; 7];
+    std::io::Read::read_exact(&mut stream, &mut header).unwrap();
+    assert_eq!(header[..3], [1, 0, 0], "a method frame on channel 0");
+    let mut start = [0u8; 6];
+    std::io::Read::read_exact(&mut stream, &mut start).unwrap();
+    start
+}
+
+/// The default file as shipped, with the MQTT, STOMP and AMQP listeners moved to free loopback
+/// ports (1883, 61613 and 5672 may be taken on a test machine).
 #[test]
 fn runs_the_default_config_until_sigterm() {
     let workdir = TempDir::new("run");
@@ -219,6 +234,7 @@ fn runs_the_default_config_until_sigterm() {
         .arg(default_config_path())
         .env("MQGATE_LISTENERS__MQTT__PLAIN", "127.0.0.1:0")
         .env("MQGATE_LISTENERS__STOMP__PLAIN", "127.0.0.1:0")
+        .env("MQGATE_LISTENERS__AMQP__PLAIN", "127.0.0.1:0")
         .current_dir(workdir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -249,11 +265,17 @@ fn runs_the_default_config_until_sigterm() {
     eprintln!("mqgate startup (spawn to `mqgate ready`): {startup:?}; line: {ready}");
     assert!(ready.contains("listeners=mqtt 127.0.0.1:"), "{ready}");
     assert!(ready.contains("stomp 127.0.0.1:"), "{ready}");
+    assert!(ready.contains("amqp 127.0.0.1:"), "{ready}");
     assert_eq!(mqtt_connack(&ready), [0x20, 2, 0, 0], "CONNACK accepted");
     assert_eq!(
         stomp_connected(&ready),
         "CONNECTED",
         "STOMP CONNECT accepted"
+    );
+    assert_eq!(
+        amqp_start(&ready),
+        [0, 10, 0, 10, 0, 9],
+        "AMQP connection.start, version 0-9"
     );
 
     let pid = child.id().to_string();

@@ -10,8 +10,9 @@ use std::time::Duration;
 use common::{default_config_path, Pki, TempDir};
 use mqgate::config::{load_with_env, ConfigError};
 use mqgate::protocols::Protocol;
-use mqgate::settings::{default_mqtt_settings, default_stomp_settings};
+use mqgate::settings::{default_amqp_settings, default_mqtt_settings, default_stomp_settings};
 use mqgate::{Gateway, ListenerSpec, StartError, Transport};
+use mqgate_amqp::AmqpSettings;
 use mqgate_core::names::VhostName;
 use mqgate_mqtt::settings::SessionOverflow;
 use mqgate_stomp::StompSettings;
@@ -46,8 +47,8 @@ fn assert_error(error: &ConfigError, key: &str, message_part: &str) {
 #[test]
 fn default_config_parses_and_validates() {
     let settings = load_with_env(&default_config_path(), no_env()).unwrap();
-    // MQTT on 1883 and STOMP on 61613, every interface (guest stays loopback-only); TLS only
-    // once configured.
+    // MQTT on 1883, STOMP on 61613 and AMQP on 5672, every interface (guest stays
+    // loopback-only); TLS only once configured.
     assert_eq!(
         settings.listeners,
         vec![
@@ -61,13 +62,20 @@ fn default_config_parses_and_validates() {
                 transport: Transport::Plain,
                 addr: "0.0.0.0:61613".parse().unwrap(),
             },
+            ListenerSpec {
+                protocol: Protocol::Amqp,
+                transport: Transport::Plain,
+                addr: "0.0.0.0:5672".parse().unwrap(),
+            },
         ]
     );
-    // The mqtt and stomp sections as shipped state the adapters' defaults.
+    // The mqtt, stomp and amqp sections as shipped state the adapters' defaults.
     assert_eq!(settings.mqtt, default_mqtt_settings(&settings.limits));
     assert_eq!(settings.mqtt.max_packet_size, 16 * 1024 * 1024 + 64 * 1024);
     assert_eq!(settings.stomp, default_stomp_settings(&settings.limits));
     assert_eq!(settings.stomp, StompSettings::default());
+    assert_eq!(settings.amqp, default_amqp_settings(&settings.limits));
+    assert_eq!(settings.amqp, AmqpSettings::default());
     assert!(settings.tls.is_none());
     assert_eq!(settings.log_filter, "info");
     assert_eq!(settings.limits, mqgate::Limits::default());
@@ -184,22 +192,24 @@ fn bad_socket_address_is_named() {
 }
 
 #[test]
-fn listener_for_protocol_not_landed_is_refused() {
-    // MQTT (issue 3) and STOMP (issue 4) have landed; AMQP is still pending.
-    let error = load_error(
-        "not-landed",
-        "listeners:\n  amqp:\n    plain: \"0.0.0.0:1234\"\n",
+fn every_protocol_can_be_listened_for() {
+    // MQTT (issue 3), STOMP (issue 4) and AMQP (issue 5) have landed: no listener key is
+    // refused for want of an adapter (the Pending refusal is tested in the crate's units).
+    let dir = TempDir::new("all-landed");
+    let path = dir.write(
+        "mqgate.yaml",
+        "listeners:\n  mqtt:\n    plain: \"0.0.0.0:1883\"\n  stomp:\n    plain: \"0.0.0.0:61613\"\n  amqp:\n    plain: \"0.0.0.0:5672\"\n",
     );
-    assert_error(
-        &error,
-        "listeners.amqp",
-        "the AMQP adapter has not landed yet",
-    );
-    let error = load_error(
-        "amqp-issue",
-        "listeners:\n  amqp:\n    plain: \"0.0.0.0:5672\"\n",
-    );
-    assert!(error.message().contains("(issue 5)"), "{error}");
+    let settings = load_with_env(&path, no_env()).unwrap();
+    let protocols: Vec<Protocol> = settings
+        .listeners
+        .iter()
+        .map(|listener| listener.protocol)
+        .collect();
+    assert_eq!(protocols, Protocol::ALL);
+    for protocol in Protocol::ALL {
+        assert_eq!(mqgate::protocols::not_landed_reason(protocol), None);
+    }
 }
 
 #[test]
@@ -361,11 +371,11 @@ fn bad_environment_override_is_named() {
     let error = load_with_env(&default_config_path(), env).unwrap_err();
     assert_error(&error, "limits.max_conections", "unknown field");
     let env = HashMap::from([(
-        "MQGATE_LISTENERS__AMQP__PLAIN".to_owned(),
-        "0.0.0.0:5672".to_owned(),
+        "MQGATE_LISTENERS__AMQP__TLS".to_owned(),
+        "0.0.0.0:5671".to_owned(),
     )]);
     let error = load_with_env(&default_config_path(), env).unwrap_err();
-    assert_error(&error, "listeners.amqp", "has not landed yet");
+    assert_error(&error, "listeners.amqp.tls", "needs the tls section");
 }
 
 #[test]
@@ -803,6 +813,225 @@ fn bad_stomp_values_are_named() {
     ];
     for (index, (yaml, key, message)) in cases.iter().enumerate() {
         let error = load_error(&format!("stomp-{index}"), yaml);
+        assert_error(&error, key, message);
+    }
+}
+
+#[test]
+fn amqp_section_maps_onto_the_adapter_settings() {
+    let dir = TempDir::new("amqp");
+    let path = dir.write(
+        "mqgate.yaml",
+        "limits:\n  max_message_size: 1000000\n  session_window_bytes: 2097152\namqp:\n  frame_max: 65536\n  channel_max: 16\n  heartbeat_s: 0\n  max_consumers_per_channel: 8\n  max_unconfirmed: 100\n  max_transaction_operations: 50\n  max_transaction_bytes: 65536\n  channel_window_bytes: 524288\n  close_timeout_ms: 250\n",
+    );
+    let amqp = load_with_env(&path, no_env()).unwrap().amqp;
+    assert_eq!(
+        amqp,
+        AmqpSettings {
+            frame_max: 65536,
+            channel_max: 16,
+            heartbeat: 0,
+            // Not a key of its own: limits.max_message_size.
+            max_message_size: 1_000_000,
+            max_consumers_per_channel: 8,
+            max_unconfirmed: 100,
+            max_transaction_operations: 50,
+            max_transaction_bytes: 65536,
+            // Set: not limits.session_window_bytes.
+            channel_window_bytes: 524_288,
+            close_timeout: Duration::from_millis(250),
+        }
+    );
+}
+
+#[test]
+fn amqp_defaults_follow_the_limits() {
+    let dir = TempDir::new("amqp-limits");
+    let path = dir.write(
+        "mqgate.yaml",
+        "limits:\n  max_message_size: 1000\n  session_window_bytes: 4096\n",
+    );
+    let settings = load_with_env(&path, no_env()).unwrap();
+    assert_eq!(settings.amqp, default_amqp_settings(&settings.limits));
+    assert_eq!(
+        settings.amqp,
+        AmqpSettings {
+            max_message_size: 1000,
+            channel_window_bytes: 4096,
+            ..AmqpSettings::default()
+        }
+    );
+    // The bounds are inclusive.
+    let path = dir.write(
+        "bounds.yaml",
+        "amqp:\n  frame_max: 4096\n  channel_max: 65535\n  heartbeat_s: 65535\n  max_consumers_per_channel: 1\n  max_unconfirmed: 1\n  max_transaction_operations: 1\n  max_transaction_bytes: 1\n  channel_window_bytes: 1\n  close_timeout_ms: 1\n",
+    );
+    let amqp = load_with_env(&path, no_env()).unwrap().amqp;
+    assert_eq!(
+        (amqp.frame_max, amqp.channel_max, amqp.heartbeat),
+        (4096, 65535, 65535)
+    );
+    assert_eq!(amqp.max_consumers_per_channel, 1);
+    assert_eq!(amqp.close_timeout, Duration::from_millis(1));
+    let path = dir.write("largest.yaml", "amqp:\n  frame_max: 16777216\n");
+    let amqp = load_with_env(&path, no_env()).unwrap().amqp;
+    assert_eq!(amqp.frame_max, 16 * 1024 * 1024);
+}
+
+#[test]
+fn amqp_environment_overrides() {
+    let env = HashMap::from([
+        ("MQGATE_AMQP__FRAME_MAX".to_owned(), "8192".to_owned()),
+        ("MQGATE_AMQP__HEARTBEAT_S".to_owned(), "0".to_owned()),
+        ("MQGATE_AMQP__CHANNEL_MAX".to_owned(), "64".to_owned()),
+        (
+            "MQGATE_AMQP__CHANNEL_WINDOW_BYTES".to_owned(),
+            "65536".to_owned(),
+        ),
+        (
+            "MQGATE_LISTENERS__AMQP__PLAIN".to_owned(),
+            "127.0.0.1:0".to_owned(),
+        ),
+    ]);
+    let settings = load_with_env(&default_config_path(), env).unwrap();
+    assert_eq!(settings.amqp.frame_max, 8192);
+    assert_eq!(settings.amqp.heartbeat, 0);
+    assert_eq!(settings.amqp.channel_max, 64);
+    assert_eq!(settings.amqp.channel_window_bytes, 65536);
+    let amqp = settings
+        .listeners
+        .iter()
+        .find(|listener| listener.protocol == Protocol::Amqp)
+        .unwrap();
+    assert_eq!(amqp.addr, "127.0.0.1:0".parse().unwrap());
+    // The rest of the section is untouched.
+    assert_eq!(
+        settings.amqp.max_unconfirmed,
+        AmqpSettings::default().max_unconfirmed
+    );
+
+    let env = HashMap::from([("MQGATE_AMQP__FRAME_MAX".to_owned(), "big".to_owned())]);
+    let error = load_with_env(&default_config_path(), env).unwrap_err();
+    assert_error(&error, "amqp.frame_max", "\"big\"");
+    let env = HashMap::from([("MQGATE_AMQP__FRAME_MAX".to_owned(), "1024".to_owned())]);
+    let error = load_with_env(&default_config_path(), env).unwrap_err();
+    assert_error(&error, "amqp.frame_max", "at least 4096");
+    let env = HashMap::from([("MQGATE_AMQP__HEARTBEAT".to_owned(), "30".to_owned())]);
+    let error = load_with_env(&default_config_path(), env).unwrap_err();
+    assert_error(&error, "amqp.heartbeat", "unknown field `heartbeat`");
+}
+
+#[test]
+fn amqp_tls_listener_loads_with_certificates() {
+    let pki = Pki::generate();
+    let yaml = "tls:\n  certificate: server.pem\n  private_key: server.key\nlisteners:\n  amqp:\n    plain: \"0.0.0.0:5672\"\n    tls: \"0.0.0.0:5671\"\n";
+    let path = pki.dir.write("mqgate.yaml", yaml);
+    let settings = load_with_env(&path, no_env()).unwrap();
+    assert!(settings.tls.is_some());
+    assert_eq!(
+        settings.listeners,
+        vec![
+            ListenerSpec {
+                protocol: Protocol::Amqp,
+                transport: Transport::Plain,
+                addr: "0.0.0.0:5672".parse().unwrap(),
+            },
+            ListenerSpec {
+                protocol: Protocol::Amqp,
+                transport: Transport::Tls,
+                addr: "0.0.0.0:5671".parse().unwrap(),
+            },
+        ]
+    );
+}
+
+#[test]
+fn bad_amqp_values_are_named() {
+    let cases: &[(&str, &str, &str)] = &[
+        (
+            "amqp:\n  frame_max: 4095\n",
+            "amqp.frame_max",
+            "must be at least 4096, not 4095",
+        ),
+        (
+            "amqp:\n  frame_max: 16777217\n",
+            "amqp.frame_max",
+            "must be at most 16777216, not 16777217",
+        ),
+        (
+            "amqp:\n  frame_max: 4294967296\n",
+            "amqp.frame_max",
+            "must be at most 16777216",
+        ),
+        (
+            "amqp:\n  channel_max: 0\n",
+            "amqp.channel_max",
+            "must be at least 1, not 0",
+        ),
+        (
+            "amqp:\n  channel_max: 65536\n",
+            "amqp.channel_max",
+            "must be at most 65535, not 65536",
+        ),
+        ("amqp:\n  heartbeat_s: -1\n", "amqp.heartbeat_s", "-1"),
+        (
+            "amqp:\n  heartbeat_s: 65536\n",
+            "amqp.heartbeat_s",
+            "must be at most 65535, not 65536",
+        ),
+        (
+            "amqp:\n  max_consumers_per_channel: 0\n",
+            "amqp.max_consumers_per_channel",
+            "at least 1",
+        ),
+        (
+            "amqp:\n  max_unconfirmed: 0\n",
+            "amqp.max_unconfirmed",
+            "at least 1",
+        ),
+        (
+            "amqp:\n  max_transaction_operations: 0\n",
+            "amqp.max_transaction_operations",
+            "at least 1",
+        ),
+        (
+            "amqp:\n  max_transaction_bytes: 0\n",
+            "amqp.max_transaction_bytes",
+            "at least 1",
+        ),
+        (
+            "amqp:\n  channel_window_bytes: 0\n",
+            "amqp.channel_window_bytes",
+            "at least 1",
+        ),
+        (
+            "amqp:\n  close_timeout_ms: 0\n",
+            "amqp.close_timeout_ms",
+            "at least 1",
+        ),
+        (
+            "amqp:\n  frame_max: 1.5\n",
+            "amqp.frame_max",
+            "floating point",
+        ),
+        (
+            "amqp:\n  heartbeat_s: true\n",
+            "amqp.heartbeat_s",
+            "boolean",
+        ),
+        (
+            "amqp:\n  max_message_size: 1024\n",
+            "amqp.max_message_size",
+            "unknown field `max_message_size`",
+        ),
+        (
+            "amqp:\n  heartbeat: 60\n",
+            "amqp.heartbeat",
+            "unknown field `heartbeat`",
+        ),
+    ];
+    for (index, (yaml, key, message)) in cases.iter().enumerate() {
+        let error = load_error(&format!("amqp-{index}"), yaml);
         assert_error(&error, key, message);
     }
 }

@@ -1,5 +1,5 @@
 //! An in-process gateway: pre-declared definitions, the connection limit, the drain at
-//! shutdown, and start errors.
+//! shutdown, the registered adapters, and start errors.
 
 mod common;
 
@@ -13,6 +13,7 @@ use mqgate::protocols::Protocol;
 use mqgate::{Gateway, ListenerSpec, Settings, StartError, Transport};
 use mqgate_core::message::Message;
 use mqgate_core::names::{ExchangeName, QueueName, VhostName};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 fn plain_listener(protocol: Protocol) -> ListenerSpec {
@@ -221,23 +222,42 @@ async fn shutdown_cuts_off_handlers_at_the_drain_deadline() {
     assert!(within("client closed", closed_by_peer(&mut client)).await);
 }
 
+/// The AMQP 0-9-1 protocol header a client opens with.
+const AMQP_PROTOCOL_HEADER: &[u8; 8] = b"AMQP\x00\x00\x09\x01";
+
+/// Every protocol is served by its registered adapter (no handler supplied): AMQP answers the
+/// protocol header with `connection.start`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn listener_without_an_adapter_does_not_start() {
+async fn amqp_listener_is_served_by_the_registered_adapter() {
     let settings = Settings {
         listeners: vec![plain_listener(Protocol::Amqp)],
         ..Settings::default()
     };
-    let error = match Gateway::start(settings).await {
-        Ok(_) => panic!("no AMQP adapter yet"),
-        Err(error) => error,
-    };
-    assert!(matches!(error, StartError::NotLanded { .. }), "{error:?}");
-    assert!(
-        error
-            .to_string()
-            .contains("the AMQP adapter has not landed yet"),
-        "{error}"
-    );
+    let running = Gateway::start(settings).await.unwrap();
+    let addr = running
+        .local_addr(Protocol::Amqp, Transport::Plain)
+        .unwrap();
+    let mut stream = within("connect", TcpStream::connect(addr)).await.unwrap();
+    stream.write_all(AMQP_PROTOCOL_HEADER).await.unwrap();
+    // A method frame on channel 0: type, channel, payload size, payload, frame-end.
+    let mut header = [0u8; 7];
+    within("connection.start", stream.read_exact(&mut header))
+        .await
+        .unwrap();
+    assert_eq!(header[0], 1, "a method frame: {header:?}");
+    assert_eq!(header[1..3], [0, 0], "on channel 0: {header:?}");
+    let size = u32::from_be_bytes([header[3], header[4], header[5], header[6]]) as usize;
+    assert!((6..8192).contains(&size), "payload of {size} bytes");
+    let mut rest = vec![0u8; size + 1];
+    within("connection.start", stream.read_exact(&mut rest))
+        .await
+        .unwrap();
+    // Class 10 (connection), method 10 (start), version 0-9.
+    assert_eq!(rest[..6], [0, 10, 0, 10, 0, 9], "connection.start 0-9");
+    assert_eq!(rest[size], 0xCE, "the frame-end octet");
+    drop(stream);
+    running.shutdown();
+    within("shutdown", running.wait()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -132,3 +132,40 @@ def stomp_gateway():
     yield gateway
     stop_gateway(gateway)
     assert gateway.process.returncode == 0, "".join(gateway.log)
+
+
+@pytest.fixture(scope="session")
+def amqp_gateway():
+    # AMQP_REFERENCE_PORT=5672 runs the suite against another broker on loopback (RabbitMQ,
+    # with user guest/guest and vhost /) to check the suite itself against the real thing.
+    reference = os.environ.get("AMQP_REFERENCE_PORT")
+    if reference:
+        yield Gateway(None, {"amqp": ("127.0.0.1", int(reference))}, [])
+        return
+    gateway = start_gateway("  amqp:\n    plain: 127.0.0.1:0")
+    yield gateway
+    stop_gateway(gateway)
+    assert gateway.process.returncode == 0, "".join(gateway.log)
+
+
+@pytest.fixture(scope="session")
+def all_protocols_gateway():
+    # One gateway with MQTT, STOMP and AMQP listeners, for cross-protocol tests. Against a
+    # reference broker (AMQP_REFERENCE_PORT) only the listeners whose *_REFERENCE_PORT is set
+    # exist; tests that need a missing one skip (RabbitMQ's STOMP plugin: STOMP_REFERENCE_PORT=61613).
+    reference = os.environ.get("AMQP_REFERENCE_PORT")
+    if reference:
+        addresses = {"amqp": ("127.0.0.1", int(reference))}
+        for name, variable in (("mqtt", "MQTT_REFERENCE_PORT"), ("stomp", "STOMP_REFERENCE_PORT")):
+            if os.environ.get(variable):
+                addresses[name] = ("127.0.0.1", int(os.environ[variable]))
+        yield Gateway(None, addresses, [])
+        return
+    gateway = start_gateway(
+        "  mqtt:\n    plain: 127.0.0.1:0\n"
+        "  stomp:\n    plain: 127.0.0.1:0\n"
+        "  amqp:\n    plain: 127.0.0.1:0"
+    )
+    yield gateway
+    stop_gateway(gateway)
+    assert gateway.process.returncode == 0, "".join(gateway.log)

@@ -21,10 +21,13 @@ use crate::listener::{AsyncStream, BoxFuture, ConnectionHandler, ConnectionMeta}
 use crate::protocols::AdapterContext;
 use crate::settings::Limits;
 
+pub mod amqp;
 pub mod mqtt;
 pub mod stomp;
 
-/// The driver's settings from the gateway's limits (the rest are the driver's defaults).
+/// The driver's settings from the gateway's limits (the rest are the driver's defaults; an
+/// adapter may adjust them in [`LandedAdapter::from_gateway`], as AMQP raises the handshake's
+/// frame limit).
 pub fn driver_config(limits: &Limits) -> DriverConfig {
     DriverConfig {
         handshake_timeout: limits.handshake_timeout,

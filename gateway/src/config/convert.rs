@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use mqgate_amqp::AmqpSettings;
 use mqgate_core::auth::{PermissionSpec, User, UserSpec, Users};
 use mqgate_core::declare::{BindingDeclaration, ExchangeDeclaration};
 use mqgate_core::message::{FieldValue, Headers};
@@ -17,18 +18,19 @@ use mqgate_mqtt::MqttSettings;
 use mqgate_stomp::StompSettings;
 
 use super::raw::{
-    RawArgument, RawBinding, RawConfig, RawExchange, RawListeners, RawMqtt, RawQueue, RawStomp,
-    RawTls, RawUser,
+    RawAmqp, RawArgument, RawBinding, RawConfig, RawExchange, RawListeners, RawMqtt, RawQueue,
+    RawStomp, RawTls, RawUser,
 };
 use super::ConfigError;
 use crate::definitions::{
     parse_exchange_kind, BindingDefinition, Definitions, DestinationKind, ExchangeDefinition,
     QueueDefinition,
 };
-use crate::protocols::{not_landed_reason, Protocol};
+use crate::protocols::{adapter, Protocol, Registry};
 use crate::settings::{
-    default_mqtt_settings, default_stomp_settings, Limits, ListenerSpec, Settings, Transport,
-    DEFAULT_DRAIN_TIMEOUT, DEFAULT_LOG_FILTER, MQTT_MAX_PACKET_SIZE, STOMP_FRAME_OVERHEAD,
+    default_amqp_settings, default_mqtt_settings, default_stomp_settings, Limits, ListenerSpec,
+    Settings, Transport, DEFAULT_DRAIN_TIMEOUT, DEFAULT_LOG_FILTER, MQTT_MAX_PACKET_SIZE,
+    STOMP_FRAME_OVERHEAD,
 };
 use crate::tls::{self, TlsFiles};
 
@@ -43,12 +45,13 @@ pub(super) fn settings(raw: RawConfig, base_dir: &Path) -> Result<Settings> {
         .and_then(|shutdown| shutdown.drain_timeout_ms)
         .map_or(DEFAULT_DRAIN_TIMEOUT, Duration::from_millis);
     let tls = raw.tls.map(|tls| tls_config(tls, base_dir)).transpose()?;
-    let listeners = listeners(raw.listeners.unwrap_or_default(), tls.is_some())?;
+    let listeners = listeners(raw.listeners.unwrap_or_default(), tls.is_some(), adapter)?;
     let vhosts = vhosts(raw.vhosts)?;
     let users = users(raw.users.unwrap_or_default(), &vhosts)?;
     let anonymous = anonymous(raw.auth.and_then(|auth| auth.anonymous), &users)?;
     let mqtt = mqtt(raw.mqtt.unwrap_or_default(), &limits, &vhosts)?;
     let stomp = stomp(raw.stomp.unwrap_or_default(), &limits, &vhosts)?;
+    let amqp = amqp(raw.amqp.unwrap_or_default(), &limits)?;
     let definitions = Definitions {
         exchanges: enumerate("exchanges", raw.exchanges, |key, raw| {
             exchange(key, raw, &vhosts)
@@ -70,6 +73,7 @@ pub(super) fn settings(raw: RawConfig, base_dir: &Path) -> Result<Settings> {
         definitions,
         mqtt,
         stomp,
+        amqp,
     })
 }
 
@@ -440,10 +444,89 @@ fn stomp(raw: RawStomp, limits: &Limits, vhosts: &[VhostName]) -> Result<StompSe
     })
 }
 
+/// A whole number from `min` to `max` (`max` fitting `T`): `default` when absent.
+fn between<T: TryFrom<u64>>(
+    key: &str,
+    value: Option<u64>,
+    default: T,
+    min: u64,
+    max: u64,
+) -> Result<T> {
+    let too_large = |value: u64| format!("must be at most {max}, not {value}");
+    if let Some(value) = value.filter(|&value| value > max) {
+        return Err(ConfigError::new(key, too_large(value)));
+    }
+    ranged(key, value, default, min, too_large)
+}
+
 /// A count that fits a `u32`, at least `min`.
 fn bounded_u32(key: &str, value: Option<u64>, default: u32, min: u64) -> Result<u32> {
     ranged(key, value, default, min, |value| {
         format!("must be at most {}, not {value}", u32::MAX)
+    })
+}
+
+/// The smallest `amqp.frame_max`: AMQP's `frame-min-size` (4096), the smallest frame_max a
+/// client may agree to in tune-ok; with less, no client could connect.
+const MIN_AMQP_FRAME_MAX: u32 = 4096;
+
+/// The largest `amqp.frame_max`: 16 MiB. Bodies are split into frames of at most frame_max, so
+/// larger frames gain nothing, while each connection's read buffer may grow to one frame.
+const MAX_AMQP_FRAME_MAX: u32 = 16 * 1024 * 1024;
+
+/// The `amqp:` section onto the adapter's settings; absent keys take the adapter's defaults,
+/// with `max_message_size` from `limits.max_message_size` and each channel's delivery window
+/// from `limits.session_window_bytes` unless `amqp.channel_window_bytes` says otherwise.
+fn amqp(raw: RawAmqp, limits: &Limits) -> Result<AmqpSettings> {
+    let defaults = default_amqp_settings(limits);
+    Ok(AmqpSettings {
+        frame_max: between(
+            "amqp.frame_max",
+            raw.frame_max,
+            defaults.frame_max,
+            u64::from(MIN_AMQP_FRAME_MAX),
+            u64::from(MAX_AMQP_FRAME_MAX),
+        )?,
+        // Channel 0 is the connection's own: at least one channel for the client.
+        channel_max: small_count("amqp.channel_max", raw.channel_max, defaults.channel_max, 1)?,
+        // 0: no heartbeats proposed.
+        heartbeat: small_count("amqp.heartbeat_s", raw.heartbeat_s, defaults.heartbeat, 0)?,
+        max_message_size: defaults.max_message_size,
+        max_consumers_per_channel: amount(
+            "amqp.max_consumers_per_channel",
+            raw.max_consumers_per_channel,
+            defaults.max_consumers_per_channel,
+            1,
+        )?,
+        max_unconfirmed: amount(
+            "amqp.max_unconfirmed",
+            raw.max_unconfirmed,
+            defaults.max_unconfirmed,
+            1,
+        )?,
+        max_transaction_operations: amount(
+            "amqp.max_transaction_operations",
+            raw.max_transaction_operations,
+            defaults.max_transaction_operations,
+            1,
+        )?,
+        max_transaction_bytes: amount(
+            "amqp.max_transaction_bytes",
+            raw.max_transaction_bytes,
+            defaults.max_transaction_bytes,
+            1,
+        )?,
+        channel_window_bytes: amount(
+            "amqp.channel_window_bytes",
+            raw.channel_window_bytes,
+            defaults.channel_window_bytes,
+            1,
+        )?,
+        close_timeout: millis(
+            "amqp.close_timeout_ms",
+            raw.close_timeout_ms,
+            defaults.close_timeout,
+        )?,
     })
 }
 
@@ -473,7 +556,8 @@ fn tls_config(raw: RawTls, base_dir: &Path) -> Result<Arc<rustls::ServerConfig>>
         .map_err(|e| ConfigError::new(format!("tls.{}", e.field().key()), e.to_string()))
 }
 
-fn listeners(raw: RawListeners, have_tls: bool) -> Result<Vec<ListenerSpec>> {
+/// The listeners; a protocol whose adapter `registry` says is pending is refused.
+fn listeners(raw: RawListeners, have_tls: bool, registry: Registry) -> Result<Vec<ListenerSpec>> {
     let mut specs = Vec::new();
     let by_protocol = [
         (Protocol::Mqtt, raw.mqtt),
@@ -512,7 +596,7 @@ fn listeners(raw: RawListeners, have_tls: bool) -> Result<Vec<ListenerSpec>> {
         }
         // After the addresses, so that a file being prepared for an adapter is checked as far
         // as it can be.
-        if let Some(reason) = not_landed_reason(protocol) {
+        if let Some(reason) = registry(protocol).not_landed_reason(protocol) {
             return Err(ConfigError::new(key, reason));
         }
     }
@@ -725,4 +809,114 @@ fn binding(key: &str, raw: RawBinding, vhosts: &[VhostName]) -> Result<BindingDe
             arguments: arguments(key, raw.arguments)?,
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocols::AdapterStatus;
+    use crate::settings::Limits;
+
+    /// The registry with AMQP not landed yet (as before issue 5).
+    fn amqp_pending(protocol: Protocol) -> AdapterStatus {
+        match protocol {
+            Protocol::Amqp => AdapterStatus::Pending { issue: Some(5) },
+            other => adapter(other),
+        }
+    }
+
+    fn amqp_listener(plain: &str) -> RawListeners {
+        RawListeners {
+            amqp: Some(super::super::raw::RawListener {
+                plain: Some(plain.to_owned()),
+                tls: None,
+            }),
+            ..RawListeners::default()
+        }
+    }
+
+    #[test]
+    fn listener_for_a_pending_adapter_is_refused_after_its_addresses() {
+        let error = listeners(amqp_listener("0.0.0.0:5672"), false, amqp_pending).unwrap_err();
+        assert_eq!(error.key(), "listeners.amqp");
+        assert_eq!(
+            error.message(),
+            "the AMQP adapter has not landed yet (issue 5); remove this key"
+        );
+        // A bad address is named first, so a file prepared for the adapter is checked.
+        let error = listeners(amqp_listener("0.0.0.0:99999"), false, amqp_pending).unwrap_err();
+        assert_eq!(error.key(), "listeners.amqp.plain");
+        // Other protocols are unaffected.
+        let mqtt = RawListeners {
+            mqtt: Some(super::super::raw::RawListener {
+                plain: Some("127.0.0.1:1883".to_owned()),
+                tls: None,
+            }),
+            ..RawListeners::default()
+        };
+        assert_eq!(listeners(mqtt, false, amqp_pending).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn amqp_listener_is_accepted_with_the_real_registry() {
+        let specs = listeners(amqp_listener("0.0.0.0:5672"), false, adapter).unwrap();
+        assert_eq!(
+            specs,
+            vec![ListenerSpec {
+                protocol: Protocol::Amqp,
+                transport: Transport::Plain,
+                addr: "0.0.0.0:5672".parse().unwrap(),
+            }]
+        );
+    }
+
+    #[test]
+    fn empty_amqp_section_takes_the_defaults_from_the_limits() {
+        let limits = Limits {
+            max_message_size: 1000,
+            session_window_bytes: 4096,
+            ..Limits::default()
+        };
+        let amqp = amqp(RawAmqp::default(), &limits).unwrap();
+        assert_eq!(amqp, default_amqp_settings(&limits));
+        assert_eq!(
+            amqp,
+            AmqpSettings {
+                max_message_size: 1000,
+                channel_window_bytes: 4096,
+                ..AmqpSettings::default()
+            }
+        );
+    }
+
+    #[test]
+    fn amqp_frame_max_bounds_are_inclusive() {
+        let limits = Limits::default();
+        for frame_max in [4096, 16 * 1024 * 1024] {
+            let raw = RawAmqp {
+                frame_max: Some(frame_max),
+                ..RawAmqp::default()
+            };
+            assert_eq!(amqp(raw, &limits).unwrap().frame_max as u64, frame_max);
+        }
+        for (frame_max, message) in [
+            (4095, "must be at least 4096, not 4095"),
+            (
+                16 * 1024 * 1024 + 1,
+                "must be at most 16777216, not 16777217",
+            ),
+            (
+                u64::from(u32::MAX) + 1,
+                "must be at most 16777216, not 4294967296",
+            ),
+        ] {
+            let raw = RawAmqp {
+                frame_max: Some(frame_max),
+                ..RawAmqp::default()
+            };
+            let error = amqp(raw, &limits).unwrap_err();
+            assert_eq!(error.key(), "amqp.frame_max");
+            assert_eq!(error.message(), message);
+        }
+    }
 }

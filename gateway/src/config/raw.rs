@@ -21,6 +21,7 @@ pub struct RawConfig {
     pub auth: Option<RawAuth>,
     pub mqtt: Option<RawMqtt>,
     pub stomp: Option<RawStomp>,
+    pub amqp: Option<RawAmqp>,
     pub users: Option<Vec<RawUser>>,
     pub vhosts: Option<Vec<RawVhost>>,
     pub exchanges: Option<Vec<RawExchange>>,
@@ -114,6 +115,22 @@ pub struct RawStomp {
     pub max_transaction_frames: Option<u64>,
     pub max_transaction_bytes: Option<u64>,
     pub certificate_login: Option<bool>,
+}
+
+/// The AMQP adapter's limits (`amqp:`), onto `mqgate_amqp::AmqpSettings`
+/// (`max_message_size` comes from `limits.max_message_size`).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAmqp {
+    pub frame_max: Option<u64>,
+    pub channel_max: Option<u64>,
+    pub heartbeat_s: Option<u64>,
+    pub max_consumers_per_channel: Option<u64>,
+    pub max_unconfirmed: Option<u64>,
+    pub max_transaction_operations: Option<u64>,
+    pub max_transaction_bytes: Option<u64>,
+    pub channel_window_bytes: Option<u64>,
+    pub close_timeout_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
