@@ -55,6 +55,11 @@ pub enum FieldValue {
     Str(String),
     /// `x`: opaque bytes.
     Bytes(Bytes),
+    /// `S` whose bytes are not UTF-8: AMQP allows it, so it is kept apart from [`Str`]
+    /// (and from `x`) to go back out with its own type. Text protocols see it lossily decoded.
+    ///
+    /// [`Str`]: FieldValue::Str
+    BinaryStr(Bytes),
     /// `T`: seconds since the Unix epoch.
     Timestamp(u64),
     /// `F`: a nested table.
@@ -89,7 +94,9 @@ impl FieldValue {
             FieldValue::F64(v) => write!(out, "{v}"),
             FieldValue::Decimal { scale, value } => write_decimal(out, *scale, *value),
             FieldValue::Str(v) => write!(out, "{v}"),
-            FieldValue::Bytes(v) => write!(out, "{}", String::from_utf8_lossy(v)),
+            FieldValue::Bytes(v) | FieldValue::BinaryStr(v) => {
+                write!(out, "{}", String::from_utf8_lossy(v))
+            }
             FieldValue::Timestamp(v) => write!(out, "{v}"),
             FieldValue::Void => Ok(()),
             FieldValue::Table(table) => {
@@ -120,7 +127,7 @@ impl FieldValue {
 
     fn write_quoted(&self, out: &mut String) {
         match self {
-            FieldValue::Str(_) | FieldValue::Bytes(_) => {
+            FieldValue::Str(_) | FieldValue::Bytes(_) | FieldValue::BinaryStr(_) => {
                 let _ = write!(out, "{:?}", self.to_text());
             }
             other => other.write_text(out),
@@ -131,7 +138,7 @@ impl FieldValue {
     pub fn as_str(&self) -> Option<&str> {
         match self {
             FieldValue::Str(s) => Some(s),
-            FieldValue::Bytes(b) => std::str::from_utf8(b).ok(),
+            FieldValue::Bytes(b) | FieldValue::BinaryStr(b) => std::str::from_utf8(b).ok(),
             _ => None,
         }
     }
@@ -263,7 +270,7 @@ impl Headers {
 fn value_weight(value: &FieldValue) -> usize {
     match value {
         FieldValue::Str(s) => s.len() + 8,
-        FieldValue::Bytes(b) => b.len() + 8,
+        FieldValue::Bytes(b) | FieldValue::BinaryStr(b) => b.len() + 8,
         FieldValue::Table(t) => t.weight() + 8,
         FieldValue::Array(items) => items.iter().map(value_weight).sum::<usize>() + 8,
         _ => 8,

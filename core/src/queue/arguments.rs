@@ -190,7 +190,7 @@ fn type_name(value: &FieldValue) -> &'static str {
         | FieldValue::I64(_) => "integer",
         FieldValue::F32(_) | FieldValue::F64(_) => "float",
         FieldValue::Decimal { .. } => "decimal",
-        FieldValue::Str(_) => "string",
+        FieldValue::Str(_) | FieldValue::BinaryStr(_) => "string",
         FieldValue::Bytes(_) => "bytes",
         FieldValue::Timestamp(_) => "timestamp",
         FieldValue::Table(_) => "table",

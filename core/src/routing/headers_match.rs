@@ -114,8 +114,14 @@ fn loosely_equal(left: &FieldValue, right: &FieldValue) -> bool {
         return left == right;
     }
     match (left, right) {
-        (FieldValue::Str(text), FieldValue::Bytes(bytes))
-        | (FieldValue::Bytes(bytes), FieldValue::Str(text)) => text.as_bytes() == bytes.as_ref(),
+        (FieldValue::Str(text), FieldValue::Bytes(bytes) | FieldValue::BinaryStr(bytes))
+        | (FieldValue::Bytes(bytes) | FieldValue::BinaryStr(bytes), FieldValue::Str(text)) => {
+            text.as_bytes() == bytes.as_ref()
+        }
+        (
+            FieldValue::Bytes(left) | FieldValue::BinaryStr(left),
+            FieldValue::Bytes(right) | FieldValue::BinaryStr(right),
+        ) => left == right,
         (FieldValue::Array(left), FieldValue::Array(right)) => {
             left.len() == right.len()
                 && left

@@ -36,11 +36,12 @@ pub const FRAME_ERROR: u16 = 501;
 pub const SYNTAX_ERROR: u16 = 502;
 /// A method not allowed here.
 pub const COMMAND_INVALID: u16 = 503;
-/// A method on a channel that is not open, or beyond channel_max.
+/// A method on a channel that is not open, or a second `channel.open`.
 pub const CHANNEL_ERROR: u16 = 504;
 /// A frame out of order (a body without a header, a header without a publish).
 pub const UNEXPECTED_FRAME: u16 = 505;
-/// A limit or vhost refusal.
+/// A limit (tune-ok values, channel_max, consumers per channel, a reused consumer tag) or a
+/// vhost refusal.
 pub const NOT_ALLOWED: u16 = 530;
 /// A feature we do not implement (`immediate`).
 pub const NOT_IMPLEMENTED: u16 = 540;

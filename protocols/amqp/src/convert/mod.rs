@@ -31,7 +31,7 @@
 //! | `f` / `d` Float / Double | `F32` / `F64` (bit patterns kept, NaN included) |
 //! | `D` DecimalValue | `Decimal` |
 //! | `S` LongString, valid UTF-8 | `Str` |
-//! | `S` LongString, not UTF-8 | `Bytes` (delivered back as `x`: the one type change) |
+//! | `S` LongString, not UTF-8 | `BinaryStr` (delivered back as `S`; text protocols see it lossily decoded) |
 //! | ShortString (not on the wire in tables) | `Str` (delivered as `S`) |
 //! | `x` ByteArray | `Bytes` |
 //! | `T` Timestamp | `Timestamp` |

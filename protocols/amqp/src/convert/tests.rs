@@ -173,13 +173,14 @@ fn tables_and_arrays_nest_three_deep_both_ways() {
 }
 
 #[test]
-fn a_long_string_that_is_not_utf8_becomes_bytes_and_goes_out_as_a_byte_array() {
+fn a_long_string_that_is_not_utf8_keeps_its_type() {
     let raw = vec![b'a', 0xff, 0xfe];
     let value = value_from_amqp(&AMQPValue::LongString(LongString::from(raw.clone())));
-    assert_eq!(value, FieldValue::Bytes(Bytes::from(raw.clone())));
+    assert_eq!(value, FieldValue::BinaryStr(Bytes::from(raw.clone())));
+    assert_eq!(value.to_text(), "a\u{fffd}\u{fffd}");
     assert_eq!(
         value_to_amqp(&value),
-        AMQPValue::ByteArray(ByteArray::from(raw))
+        AMQPValue::LongString(LongString::from(raw))
     );
 }
 
@@ -617,9 +618,6 @@ proptest! {
         match &value {
             AMQPValue::ShortString(text) => {
                 prop_assert_eq!(back, AMQPValue::LongString(LongString::from(text.as_str())));
-            }
-            AMQPValue::LongString(text) if std::str::from_utf8(text.as_bytes()).is_err() => {
-                prop_assert_eq!(back, AMQPValue::ByteArray(ByteArray::from(text.as_bytes())));
             }
             _ => prop_assert_eq!(wire(&back), wire(&value)),
         }

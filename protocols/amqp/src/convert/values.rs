@@ -8,9 +8,9 @@ use mqgate_core::message::{FieldValue, Headers};
 
 /// A field value as a core value, recursively for tables and arrays (see the module table).
 ///
-/// A LongString that is valid UTF-8 becomes `Str`; one that is not becomes `Bytes` (and goes
-/// back out as a ByteArray `x`: the only value whose type changes across a round trip, besides
-/// the internal ShortString, which becomes `Str`).
+/// A LongString that is valid UTF-8 becomes `Str`; one that is not becomes `BinaryStr`, and
+/// both go back out as LongStrings. The internal ShortString becomes `Str` (the only value whose
+/// type changes across a round trip).
 pub fn value_from_amqp(value: &AMQPValue) -> FieldValue {
     match value {
         AMQPValue::Boolean(v) => FieldValue::Bool(*v),
@@ -30,7 +30,7 @@ pub fn value_from_amqp(value: &AMQPValue) -> FieldValue {
         AMQPValue::ShortString(text) => FieldValue::Str(text.as_str().to_owned()),
         AMQPValue::LongString(text) => match std::str::from_utf8(text.as_bytes()) {
             Ok(text) => FieldValue::Str(text.to_owned()),
-            Err(_) => FieldValue::Bytes(Bytes::copy_from_slice(text.as_bytes())),
+            Err(_) => FieldValue::BinaryStr(Bytes::copy_from_slice(text.as_bytes())),
         },
         AMQPValue::FieldArray(items) => {
             FieldValue::Array(items.as_slice().iter().map(value_from_amqp).collect())
@@ -63,6 +63,7 @@ pub fn value_to_amqp(value: &FieldValue) -> AMQPValue {
         }),
         FieldValue::Str(text) => AMQPValue::LongString(LongString::from(text.as_str())),
         FieldValue::Bytes(bytes) => AMQPValue::ByteArray(ByteArray::from(bytes.as_ref())),
+        FieldValue::BinaryStr(bytes) => AMQPValue::LongString(LongString::from(bytes.as_ref())),
         FieldValue::Timestamp(seconds) => AMQPValue::Timestamp(*seconds),
         FieldValue::Table(table) => AMQPValue::FieldTable(table_from_headers(table)),
         FieldValue::Array(items) => AMQPValue::FieldArray(FieldArray::from(

@@ -6,7 +6,7 @@
 //!   `channel.close-ok`.
 //! - Content arrives as a `basic.publish`, then one header frame, then body frames whose sizes
 //!   add up exactly to the header's body size; anything else in between is a connection
-//!   exception (505 UNEXPECTED_FRAME, 501 FRAME_ERROR for a body past its declared size). The
+//!   exception (505 UNEXPECTED_FRAME, for a body past its declared size too). The
 //!   declared size is checked against the message size limit before any body byte is kept.
 //! - A one-frame body is kept as the read buffer's slice; only a multi-frame body is copied,
 //!   once, into a buffer of exactly its declared size.
@@ -209,6 +209,18 @@ impl AmqpSession {
         match (state, frame) {
             (None, Inbound::Method { method, .. }) => {
                 if matches!(method, AMQPClass::Channel(channel::AMQPMethod::Open(_))) {
+                    let max = self.negotiated.channel_max;
+                    if self.channels.len() >= usize::from(max) {
+                        let error = AmqpError::new(
+                            errors::NOT_ALLOWED,
+                            format!(
+                                "number of channels opened ({}) has reached the negotiated channel_max ({max})",
+                                self.channels.len()
+                            ),
+                        )
+                        .caused_by(&method);
+                        return self.close_connection(&error, out);
+                    }
                     self.open_channel(number, out);
                     Step::Continue
                 } else {
@@ -437,7 +449,7 @@ impl AmqpSession {
         let received = header.body.len() as u64 + payload.len() as u64;
         if received > header.body_size {
             return Err(AmqpError::new(
-                errors::FRAME_ERROR,
+                errors::UNEXPECTED_FRAME,
                 format!(
                     "content body of {received} bytes on channel {number} is larger than the {} declared",
                     header.body_size

@@ -73,6 +73,17 @@ impl AmqpSession {
                         channel.core.cancel(&tag);
                     }
                     channel.consumers.remove(cancel.consumer_tag.as_str());
+                    // Held back by the global prefetch, never sent: back to the queue.
+                    let held = std::mem::take(&mut channel.held);
+                    for delivery in held {
+                        let cancelled = delivery.consumer.as_ref().map(|tag| tag.as_str())
+                            == Some(cancel.consumer_tag.as_str());
+                        if cancelled {
+                            let _ = channel.core.reject(delivery.tag, true);
+                        } else {
+                            channel.held.push_back(delivery);
+                        }
+                    }
                 }
                 if !cancel.nowait {
                     out.push(method(

@@ -116,6 +116,10 @@ impl std::fmt::Debug for AmqpSession {
     }
 }
 
+/// How long the socket stays open after a `connection.close` for input that cannot be read
+/// any further (the client closes its side first, normally at once).
+const UNREADABLE_CLOSE_LINGER: Duration = Duration::from_secs(1);
+
 /// The generation of channel 0's registration.
 const CONTROL_GENERATION: u64 = 0;
 
@@ -131,7 +135,9 @@ impl AmqpSession {
         let (control, receiver) = connection.open_session_with_window(1);
         registrar.add(0, CONTROL_GENERATION, receiver);
         let origin = Origin::new(format!("amqp:{}:{}", negotiated.vhost, connection.id().0));
-        let flow_blocked = control.is_flow_blocked();
+        // Not read from the engine: registering `control` sends it `Flow(Blocked)` when
+        // publishers are blocked now, and that event is what tells the client.
+        let flow_blocked = false;
         let heartbeat = Heartbeat::new(negotiated.heartbeat, Instant::now());
         Self {
             settings,
@@ -331,8 +337,16 @@ impl Session for AmqpSession {
         match frame {
             Inbound::Heartbeat => Step::Continue,
             Inbound::Invalid(error) => {
+                // The byte stream cannot be resynchronised after a bad frame, so the client's
+                // close-ok can never be read. The socket stays open a moment anyway (the codec
+                // discards what arrives): closing it with unread input would reset the
+                // connection and could destroy the close frame before the client reads it.
                 let error = AmqpError::from_frame(&error);
-                self.close_connection(&error, out)
+                let step = self.close_connection(&error, out);
+                if let Some(closing) = self.closing.as_mut() {
+                    closing.deadline = Instant::now() + UNREADABLE_CLOSE_LINGER;
+                }
+                step
             }
             Inbound::ProtocolHeader { .. } => {
                 let error = AmqpError::new(

@@ -97,10 +97,8 @@ fn v5_properties_become_properties_and_headers() {
     );
     assert_eq!(standard.correlation_id.as_deref(), Some("req-1"));
     let headers = &message.headers;
-    assert_eq!(
-        headers.get(CORRELATION_DATA_HEADER),
-        Some(&FieldValue::Bytes(Bytes::from_static(b"req-1")))
-    );
+    // Text correlation data travels as correlation_id alone; a forged header is ignored.
+    assert_eq!(headers.get(CORRELATION_DATA_HEADER), None);
     assert_eq!(headers.get("k"), Some(&FieldValue::Str("first".into())));
     assert_eq!(headers.get("other"), Some(&FieldValue::Str("v".into())));
     assert_eq!(
@@ -110,7 +108,36 @@ fn v5_properties_become_properties_and_headers() {
     // Reserved names from the client are ignored: the QoS is the packet's, and no retain.
     assert_eq!(headers.get(QOS_HEADER), Some(&FieldValue::I64(1)));
     assert_eq!(headers.get(RETAIN_HEADER), None);
-    assert_eq!(headers.len(), 5);
+    assert_eq!(headers.len(), 4);
+}
+
+#[test]
+fn user_properties_naming_amqp_properties_set_them_and_user_id_is_dropped() {
+    let packet = publish("t", b"x", QoS::AtMostOnce, false);
+    let properties = PublishProperties {
+        user_properties: user_properties(&[
+            ("amqp-message-id", "m-1"),
+            ("app-id", "billing"),
+            ("type", "order.created"),
+            ("content-encoding", "gzip"),
+            ("timestamp", "1700000000"),
+            ("priority", "3"),
+            ("user-id", "someone-else"),
+            ("priority", "9"),
+        ]),
+        ..PublishProperties::default()
+    };
+    let message = message_from_publish(&amq_topic(), "t", &packet, Some(&properties));
+    let standard = &message.properties;
+    assert_eq!(standard.message_id.as_deref(), Some("m-1"));
+    assert_eq!(standard.app_id.as_deref(), Some("billing"));
+    assert_eq!(standard.message_type.as_deref(), Some("order.created"));
+    assert_eq!(standard.content_encoding.as_deref(), Some("gzip"));
+    assert_eq!(standard.timestamp, Some(1_700_000_000));
+    assert_eq!(standard.priority, Some(3));
+    assert_eq!(standard.user_id, None);
+    assert_eq!(message.headers.get("user-id"), None);
+    assert_eq!(message.headers.get("priority"), None);
 }
 
 #[test]
