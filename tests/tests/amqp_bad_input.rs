@@ -597,6 +597,29 @@ async fn a_header_announcing_more_than_the_max_message_size_is_refused_before_th
     bystander.alive().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_bodies_parked_on_many_channels_are_bounded() {
+    let target = Target::start().await;
+    if target.is_reference() {
+        eprintln!("skipped against the reference broker: it has no such bound");
+        return;
+    }
+    let mut bystander = Bystander::new(&target).await;
+    let mut client = target.guest().await;
+    let max = 16 * 1024 * 1024;
+    // Four bodies of the maximum size may be in progress at once; the fifth is refused.
+    for channel in 1..=5u16 {
+        client.open_channel(channel).await;
+        let mut bytes = method_frame(channel, publish_method("", &unique("parked"), false));
+        bytes.extend(header_frame(channel, max, AMQPProperties::default()));
+        bytes.extend(raw_frame(BODY, channel, b"first bytes"));
+        client.write(&bytes).await;
+    }
+    let text = client.expect_connection_close(530).await;
+    assert!(names(&text, 4 * max), "{text:?} names the limit");
+    bystander.alive().await;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Field tables.
 

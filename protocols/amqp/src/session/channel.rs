@@ -8,8 +8,9 @@
 //!   add up exactly to the header's body size; anything else in between is a connection
 //!   exception (505 UNEXPECTED_FRAME, for a body past its declared size too). The
 //!   declared size is checked against the message size limit before any body byte is kept.
-//! - A one-frame body is kept as the read buffer's slice; only a multi-frame body is copied,
-//!   once, into a buffer of exactly its declared size.
+//! - A body is copied out of the read buffer (so a small queued message pins no read buffer),
+//!   into a buffer that grows as frames arrive; the declared sizes of the bodies that span
+//!   frames are bounded per connection by four times the message size limit.
 
 use std::collections::HashMap;
 
@@ -70,13 +71,13 @@ impl Body {
         }
     }
 
-    fn append(&mut self, payload: Bytes, capacity: usize) {
+    fn append(&mut self, payload: Bytes) {
         *self = match std::mem::replace(self, Body::Empty) {
             // Copied, so a small message kept in a queue does not pin the read buffer it
             // arrived in.
             Body::Empty => Body::Single(Bytes::copy_from_slice(&payload)),
             Body::Single(first) => {
-                let mut buffer = BytesMut::with_capacity(capacity);
+                let mut buffer = BytesMut::with_capacity(first.len() + payload.len());
                 buffer.extend_from_slice(&first);
                 buffer.extend_from_slice(&payload);
                 Body::Assembled(buffer)
@@ -152,6 +153,10 @@ impl Channel {
     }
 }
 
+/// How many maximum-size messages one connection may be receiving at once, summed over its
+/// channels (only bodies larger than a frame count: the others complete in one frame).
+const ASSEMBLY_LIMIT_IN_MESSAGES: u64 = 4;
+
 fn method_frame(channel: u16, method: AMQPClass) -> OutFrame {
     OutFrame::Method { channel, method }
 }
@@ -181,6 +186,17 @@ impl AmqpSession {
                 method_id: error.method_id,
             })),
         ));
+    }
+
+    /// The declared sizes of the multi-frame bodies being received, over every channel.
+    fn declared_bytes_assembling(&self) -> u64 {
+        let frame_max = self.negotiated.frame_max as u64;
+        self.channels
+            .values()
+            .filter_map(|channel| channel.content.as_ref()?.header.as_ref())
+            .map(|header| header.body_size)
+            .filter(|&size| size > frame_max)
+            .sum()
     }
 
     /// A frame for channel `number` (not 0).
@@ -394,6 +410,20 @@ impl AmqpSession {
         out: &mut Outbound<OutFrame>,
     ) -> Result<(), AmqpError> {
         let max = self.settings.max_message_size;
+        // Bodies that span frames are held until complete: bound their sum per connection, so
+        // a client cannot park a partial maximum-size body on every channel.
+        if body_size <= max && body_size > self.negotiated.frame_max as u64 {
+            let assembling = self.declared_bytes_assembling();
+            let limit = max.saturating_mul(ASSEMBLY_LIMIT_IN_MESSAGES);
+            if assembling.saturating_add(body_size) > limit {
+                return Err(AmqpError::new(
+                    errors::NOT_ALLOWED,
+                    format!(
+                        "content bodies being received at once would exceed {limit} bytes ({ASSEMBLY_LIMIT_IN_MESSAGES} times the max message size)"
+                    ),
+                ));
+            }
+        }
         let Some(channel) = self.channels.get_mut(&number) else {
             return Ok(());
         };
@@ -456,9 +486,9 @@ impl AmqpSession {
                 ),
             ));
         }
-        // The declared size was checked against the message size limit, so it fits in memory.
-        let capacity = usize::try_from(header.body_size).unwrap_or(usize::MAX);
-        header.body.append(payload, capacity);
+        // Grown as bytes arrive, not reserved from the declared size: a client that declares
+        // a large body and stalls holds only what it sent.
+        header.body.append(payload);
         if received == header.body_size {
             return self.complete_publish(number, out);
         }
