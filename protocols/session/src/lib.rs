@@ -31,6 +31,7 @@ mod framed;
 mod handshake;
 mod inbox;
 pub mod login;
+pub mod password_pool;
 mod read;
 mod session;
 mod writer;

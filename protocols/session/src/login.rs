@@ -11,12 +11,17 @@
 //! - Logins without a password still obey the loopback rule ([`Users::principal_without_password`]).
 //! - What the client may be told is [`LoginError`]'s `Display`; the cause of a refused login is
 //!   kept for the logs in [`AuthError::refusal`].
+//! - Passwords are checked on [`password_pool`]'s few threads, never on the async workers nor
+//!   on Tokio's blocking pool: argon2 is memory-hard, and the number of checks in flight bounds
+//!   the memory logins can take.
 
 use std::net::IpAddr;
 use std::sync::Arc;
 
 use mqgate_core::auth::{AuthError, Principal, Users};
 use mqgate_core::names::UserName;
+
+use crate::password_pool;
 
 /// The user name and password a client sent.
 #[derive(Debug, Clone)]
@@ -54,9 +59,9 @@ pub enum LoginError {
     /// No credentials, and neither a certificate login nor an anonymous user applies.
     #[error("anonymous logins are not allowed")]
     AnonymousDisabled,
-    /// The blocking task checking the password did not finish (it panicked or was cancelled).
+    /// The password could not be checked (the check threads are not running).
     #[error(transparent)]
-    Unavailable(tokio::task::JoinError),
+    Unavailable(password_pool::PoolUnavailable),
 }
 
 impl LoginError {
@@ -99,11 +104,10 @@ async fn login(
     match credentials {
         Some(Credentials { user, password }) if !user.is_empty() => {
             let users = Arc::clone(users);
-            let outcome = tokio::task::spawn_blocking(move || {
-                users.authenticate(&user, password.as_bytes(), peer)
-            })
-            .await
-            .map_err(LoginError::Unavailable)?;
+            let outcome =
+                password_pool::run(move || users.authenticate(&user, password.as_bytes(), peer))
+                    .await
+                    .map_err(LoginError::Unavailable)?;
             outcome.map_err(LoginError::Password)
         }
         _ => {
