@@ -16,7 +16,7 @@
 //! outbox. Throughput is deliveries (`Throughput::Elements`): N × messages for `fanout`, messages
 //! for `cluster`.
 //!
-//! Run: `cargo bench -p mqgate-benches --bench fanout` (about 40 seconds on 2 cores).
+//! Run: `cargo bench -p mqgate-benches --bench fanout` (about 30 seconds on 2 cores, once built).
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
