@@ -110,6 +110,12 @@ impl Vhost {
         }
         let mut visited = Vec::new();
         self.walk(&exchange, message, &mut visited, &mut queues);
+        // One copy per queue however many bindings lead there: deduplicated once here, in
+        // order, rather than by a scan per binding (quadratic in the queues one key reaches).
+        if queues.len() > 1 {
+            let mut seen = std::collections::HashSet::with_capacity(queues.len());
+            queues.retain(|queue| seen.insert(Arc::as_ptr(queue)));
+        }
         Ok(queues)
     }
 
@@ -129,12 +135,7 @@ impl Vhost {
         exchange.route(message, &mut destinations);
         for destination in destinations {
             match destination {
-                Destination::Queue(name) => {
-                    // One lookup per binding; one copy per queue however many bindings lead there.
-                    if !queues.iter().any(|queue| *queue.name() == name) {
-                        queues.extend(self.queue(&name));
-                    }
-                }
+                Destination::Queue(name) => queues.extend(self.queue(&name)),
                 Destination::Exchange(name) => {
                     if let Some(next) = self.exchange(&name) {
                         self.walk(&next, message, visited, queues);

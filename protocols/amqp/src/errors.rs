@@ -82,9 +82,14 @@ impl AmqpError {
     }
 
     /// The same error, blamed on `method`.
-    pub fn caused_by(mut self, method: &AMQPClass) -> Self {
-        self.class_id = method.get_amqp_class_id();
-        self.method_id = method.get_amqp_method_id();
+    pub fn caused_by(self, method: &AMQPClass) -> Self {
+        self.caused_by_ids(method.get_amqp_class_id(), method.get_amqp_method_id())
+    }
+
+    /// The same error, blamed on the method with these ids.
+    pub fn caused_by_ids(mut self, class_id: u16, method_id: u16) -> Self {
+        self.class_id = class_id;
+        self.method_id = method_id;
         self
     }
 

@@ -330,6 +330,7 @@ impl AmqpSession {
         method: AMQPClass,
         out: &mut Outbound<OutFrame>,
     ) -> Result<(), AmqpError> {
+        let method_id = method.get_amqp_method_id();
         if self
             .channels
             .get(&number)
@@ -386,7 +387,7 @@ impl AmqpSession {
             }
             AMQPClass::Exchange(method) => self.on_exchange_method(number, method, out),
             AMQPClass::Queue(method) => self.on_queue_method(number, method, out),
-            AMQPClass::Basic(method) => self.on_basic_method(number, method, out),
+            AMQPClass::Basic(method) => self.on_basic_method(number, method, method_id, out),
             AMQPClass::Tx(method) => self.on_tx_method(number, method, out),
             AMQPClass::Confirm(method) => self.on_confirm_method(number, method, out),
             other => Err(AmqpError::new(

@@ -41,10 +41,12 @@ impl AmqpSession {
         &mut self,
         number: u16,
         method_in: basic::AMQPMethod,
+        method_id: u16,
         out: &mut Outbound<OutFrame>,
     ) -> Result<(), AmqpError> {
-        let class = AMQPClass::Basic(method_in.clone());
-        let caused = |error: AmqpError| error.caused_by(&class);
+        // The id, not a clone of the method, to blame errors on: this runs for every publish
+        // and ack.
+        let caused = |error: AmqpError| error.caused_by_ids(60, method_id);
         match method_in {
             basic::AMQPMethod::Publish(publish) => self.on_publish(number, publish),
             basic::AMQPMethod::Qos(qos) => {
@@ -114,35 +116,40 @@ impl AmqpSession {
                 self.release_held(number, out);
                 Ok(())
             }
-            basic::AMQPMethod::Recover(basic::Recover { requeue })
-            | basic::AMQPMethod::RecoverAsync(basic::RecoverAsync { requeue }) => {
-                if !requeue {
-                    // RabbitMQ's answer too: redelivery to the same consumer is not offered.
-                    return Err(
-                        AmqpError::new(errors::NOT_IMPLEMENTED, "requeue=false").caused_by(&class)
-                    );
-                }
-                if let Some(channel) = self.channels.get_mut(&number) {
-                    channel.core.recover();
-                }
-                self.release_held(number, out);
-                if matches!(class, AMQPClass::Basic(basic::AMQPMethod::Recover(_))) {
-                    out.push(method(
-                        number,
-                        basic::AMQPMethod::RecoverOk(basic::RecoverOk {}),
-                    ));
-                }
+            basic::AMQPMethod::Recover(basic::Recover { requeue }) => {
+                self.recover(number, requeue, out).map_err(caused)?;
+                out.push(method(
+                    number,
+                    basic::AMQPMethod::RecoverOk(basic::RecoverOk {}),
+                ));
                 Ok(())
             }
-            other => Err(AmqpError::new(
+            basic::AMQPMethod::RecoverAsync(basic::RecoverAsync { requeue }) => {
+                self.recover(number, requeue, out).map_err(caused)
+            }
+            _ => Err(caused(AmqpError::new(
                 errors::COMMAND_INVALID,
-                format!(
-                    "method 60.{} is not allowed from a client",
-                    AMQPClass::Basic(other).get_amqp_method_id()
-                ),
-            )
-            .caused_by(&class)),
+                format!("method 60.{method_id} is not allowed from a client"),
+            ))),
         }
+    }
+
+    /// Requeues every unacked delivery of the channel (`basic.recover`; `requeue=false` is
+    /// RabbitMQ's 540 too: redelivery to the same consumer is not offered).
+    fn recover(
+        &mut self,
+        number: u16,
+        requeue: bool,
+        out: &mut Outbound<OutFrame>,
+    ) -> Result<(), AmqpError> {
+        if !requeue {
+            return Err(AmqpError::new(errors::NOT_IMPLEMENTED, "requeue=false"));
+        }
+        if let Some(channel) = self.channels.get_mut(&number) {
+            channel.core.recover();
+        }
+        self.release_held(number, out);
+        Ok(())
     }
 
     /// The queue a method names; "" means the channel's last declared queue, as in RabbitMQ.

@@ -124,8 +124,6 @@ impl AmqpSession {
         number: u16,
         out: &mut Outbound<OutFrame>,
     ) -> Result<(), AmqpError> {
-        let user = self.negotiated.user.as_str().to_owned();
-        let origin = self.origin.clone();
         let max_operations = self.settings.max_transaction_operations;
         let max_bytes = self.settings.max_transaction_bytes;
         if self.flow_blocked {
@@ -147,10 +145,10 @@ impl AmqpSession {
             publish.routing_key.as_str(),
             &header.properties,
             body.clone(),
-            &user,
+            self.negotiated.user.as_str(),
         )
         .map_err(|error| AmqpError::from(&error).caused_by(&publish_class(&publish)))?;
-        message.origin = Some(origin);
+        message.origin = Some(self.origin.clone());
         let returned = publish.mandatory.then(|| Returned {
             properties: header.properties,
             body,
