@@ -93,6 +93,23 @@ impl Completion {
         Self { pending: None }
     }
 
+    /// True if nobody waits for this publish's confirmation.
+    pub fn is_detached(&self) -> bool {
+        self.pending.is_none()
+    }
+
+    /// A second completion of the same publish, which must also be completed before it settles
+    /// (a queue that both stores a message and holds its confirmation until it is back within its
+    /// limits completes one for each).
+    pub fn split(&self) -> Completion {
+        Completion {
+            pending: self.pending.as_ref().map(|pending| {
+                pending.remaining.fetch_add(1, Ordering::AcqRel);
+                Arc::clone(pending)
+            }),
+        }
+    }
+
     /// Reports this queue's result.
     pub fn complete(mut self, result: Result<(), PublishRejection>) {
         if let Some(pending) = self.pending.take() {
@@ -135,6 +152,23 @@ mod tests {
             settled(&mut receiver),
             Some((PublishId(7), PublishOutcome::Confirmed))
         );
+    }
+
+    #[test]
+    fn a_split_completion_must_also_complete() {
+        let (outbox, mut receiver) = Outbox::new(SessionId(1), ConnectionId(1), 1024);
+        let tracker = ConfirmTracker::new(outbox, PublishId(3));
+        let stored = tracker.completion();
+        let held = stored.split();
+        tracker.finish();
+        stored.complete(Ok(()));
+        assert_eq!(settled(&mut receiver), None, "the held half is still open");
+        held.complete(Ok(()));
+        assert_eq!(
+            settled(&mut receiver),
+            Some((PublishId(3), PublishOutcome::Confirmed))
+        );
+        assert!(Completion::detached().split().is_detached());
     }
 
     #[test]

@@ -24,8 +24,12 @@ pub struct Metrics {
     pub expired: AtomicU64,
     /// Messages removed by `drop-head` overflow.
     pub overflow_dropped: AtomicU64,
-    /// Publishes refused by `reject-publish` / `reject-publish-dlx` overflow.
+    /// Publishes refused by `reject-publish` / `reject-publish-dlx` overflow, and unconfirmed
+    /// publishes refused by a full `block-publisher` queue.
     pub overflow_rejected: AtomicU64,
+    /// Publish confirmations a `block-publisher` queue held because it was full (each released
+    /// once the queue drained; a hold, not a drop).
+    pub confirms_held: AtomicU64,
     /// Messages republished to a dead-letter exchange.
     pub dead_lettered: AtomicU64,
     /// Messages that should have been dead-lettered but were dropped: no DLX set, the DLX is

@@ -524,7 +524,7 @@ fn bad_mqtt_values_are_named() {
         (
             "mqtt:\n  session_overflow: drop-tail\n",
             "mqtt.session_overflow",
-            "'drop-tail' is neither drop-head nor reject-publish",
+            "'drop-tail' is none of block-publisher, drop-head, reject-publish",
         ),
         (
             "mqtt:\n  max_persistent_sessions: 0\n",

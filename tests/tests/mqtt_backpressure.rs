@@ -232,6 +232,9 @@ async fn stalled_qos1_subscriber_is_held_to_its_queue_bound() {
 async fn stalled_qos0_subscriber_gets_drops_counted_not_memory() {
     let (running, addr) = gateway(|settings| {
         settings.mqtt.session_queue_length = QUEUE_BOUND;
+        // The drop-head bound; block-publisher would hold the publisher until the stalled
+        // client is closed as a slow consumer.
+        settings.mqtt.session_overflow = SessionOverflow::DropHead;
         settings.limits.max_message_size = 64 * 1024;
         settings.limits.outbound_buffer_bytes = 256 * 1024;
     })
@@ -414,4 +417,103 @@ async fn publisher_resumes_when_an_mqtt_subscriber_drains() {
     assert!(read(&drained.publishes) > 0);
     assert!(!broker.memory().is_blocked());
     sender.abort();
+}
+
+/// Unthrottled QoS 1 fan-in into one subscriber whose session queue is far too small: under the
+/// default `block-publisher` policy every PUBACKed message is delivered exactly once, because a
+/// full queue holds the PUBACKs (and so the publishers) instead of dropping what it acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unthrottled_qos1_fan_in_loses_nothing_under_block_publisher() {
+    const PUBLISHERS: u64 = 4;
+    const EACH: u64 = 1500;
+    let (running, addr) = gateway(|settings| {
+        settings.mqtt.session_queue_length = 20;
+    })
+    .await;
+    assert_eq!(
+        running_default_overflow(),
+        SessionOverflow::BlockPublisher,
+        "the default policy is the one under test"
+    );
+    let broker = Arc::clone(running.broker());
+
+    let (subscriber, mut sub_events) = AsyncClient::new(options("fan-in-sub", addr), 64);
+    subscriber
+        .subscribe("fanin/#", QoS::AtLeastOnce)
+        .await
+        .unwrap();
+    let received = Arc::new(std::sync::Mutex::new(Vec::<(u64, u64)>::new()));
+    let subscribed = Arc::new(AtomicU64::new(0));
+    let (sink, acked) = (Arc::clone(&received), Arc::clone(&subscribed));
+    let _sub_task = tokio::spawn(async move {
+        while let Ok(event) = sub_events.poll().await {
+            match event {
+                Event::Incoming(Packet::SubAck(_)) => {
+                    acked.fetch_add(1, Ordering::Relaxed);
+                }
+                Event::Incoming(Packet::Publish(publish)) => {
+                    let text = String::from_utf8_lossy(&publish.payload).into_owned();
+                    if let Some((from, seq)) = text.split_once(':') {
+                        if let (Ok(from), Ok(seq)) = (from.parse(), seq.parse()) {
+                            if let Ok(mut got) = sink.lock() {
+                                got.push((from, seq));
+                            }
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+    eventually("subscribed", || read(&subscribed) == 1).await;
+
+    let mut publishers = Vec::new();
+    for from in 0..PUBLISHERS {
+        let (client, events) = AsyncClient::new(options(&format!("fan-in-pub-{from}"), addr), 64);
+        let (counts, task) = drive(events);
+        for seq in 0..EACH {
+            client
+                .publish(
+                    format!("fanin/{from}"),
+                    QoS::AtLeastOnce,
+                    false,
+                    format!("{from}:{seq}"),
+                )
+                .await
+                .unwrap();
+        }
+        publishers.push((client, counts, task));
+    }
+    eventually("every publish acknowledged", || {
+        publishers
+            .iter()
+            .all(|(_, counts, _)| read(&counts.pubacks) == EACH)
+    })
+    .await;
+    eventually("every message delivered", || {
+        received.lock().map_or(0, |got| got.len()) as u64 >= PUBLISHERS * EACH
+    })
+    .await;
+
+    let mut got = received.lock().map(|got| got.clone()).unwrap_or_default();
+    assert_eq!(got.len() as u64, PUBLISHERS * EACH, "no duplicates");
+    // Each publisher's messages arrive in its order.
+    for from in 0..PUBLISHERS {
+        let seqs: Vec<u64> = got.iter().filter(|m| m.0 == from).map(|m| m.1).collect();
+        assert_eq!(seqs, (0..EACH).collect::<Vec<_>>(), "publisher {from}");
+    }
+    got.sort_unstable();
+    got.dedup();
+    assert_eq!(got.len() as u64, PUBLISHERS * EACH);
+    let metrics = broker.metrics();
+    assert!(
+        Metrics::read(&metrics.confirms_held) > 0,
+        "the queue overflowed, so the test exercised the hold"
+    );
+    assert_eq!(Metrics::read(&metrics.overflow_dropped), 0);
+    assert_eq!(Metrics::read(&metrics.overflow_rejected), 0);
+}
+
+fn running_default_overflow() -> SessionOverflow {
+    mqgate_mqtt::settings::MqttSettings::default().session_overflow
 }

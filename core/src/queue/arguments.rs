@@ -37,6 +37,12 @@ pub enum Overflow {
     RejectPublish,
     /// `reject-publish-dlx`: refuse the new message and dead-letter it.
     RejectPublishDlx,
+    /// `block-publisher` (mqgate's own): while the queue has a consumer, a publish that asked
+    /// for confirmation is taken over the limit and its confirmation held until the queue is back
+    /// within it, so the publisher's window of unconfirmed publishes stops it; a publish that
+    /// asked for none is refused. With no consumer the queue drops its head, so an absent
+    /// consumer never blocks anyone. See `queue/hold.rs`.
+    BlockPublisher,
 }
 
 impl Overflow {
@@ -46,12 +52,13 @@ impl Overflow {
             Overflow::DropHead => "drop-head",
             Overflow::RejectPublish => "reject-publish",
             Overflow::RejectPublishDlx => "reject-publish-dlx",
+            Overflow::BlockPublisher => "block-publisher",
         }
     }
 
-    /// True for the two policies that refuse the publish instead of dropping the head.
+    /// True for the two policies that refuse every publish over the limit.
     pub fn rejects_publish(self) -> bool {
-        !matches!(self, Overflow::DropHead)
+        matches!(self, Overflow::RejectPublish | Overflow::RejectPublishDlx)
     }
 }
 
@@ -139,6 +146,7 @@ impl QueueArguments {
             Some("drop-head") => Overflow::DropHead,
             Some("reject-publish") => Overflow::RejectPublish,
             Some("reject-publish-dlx") => Overflow::RejectPublishDlx,
+            Some("block-publisher") => Overflow::BlockPublisher,
             Some(other) => {
                 return Err(ArgumentError::UnknownValue {
                     argument: OVERFLOW,

@@ -17,6 +17,7 @@ use crate::metrics::Metrics;
 use crate::names::SessionId;
 use crate::outbox::{AckMode, Delivery, Event, Unacked, UnackedOwner, WindowWaiter};
 
+use super::arguments::Overflow;
 use super::death::DeathReason;
 use super::store::Entry;
 use super::{Deferred, Outstanding, Queue, QueueState};
@@ -25,8 +26,17 @@ use super::{Deferred, Outstanding, Queue, QueueState};
 const PARK_RETRIES: u8 = 4;
 
 impl Queue {
-    /// Hands out ready messages while some consumer can take the head.
+    /// Hands out ready messages while some consumer can take the head; then, for
+    /// `block-publisher`, releases held confirmations if the queue is back within its limits (or
+    /// drops its head if its last consumer left).
     pub(super) fn dispatch(&self, state: &mut QueueState, deferred: &mut Deferred) {
+        self.hand_out(state, deferred);
+        if self.config.arguments.overflow == Overflow::BlockPublisher {
+            self.enforce_limits(state, deferred);
+        }
+    }
+
+    fn hand_out(&self, state: &mut QueueState, deferred: &mut Deferred) {
         if state.consumers.is_empty() || state.ready.is_empty() {
             return;
         }

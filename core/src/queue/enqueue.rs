@@ -4,12 +4,14 @@
 //! 1. `reject-publish` / `reject-publish-dlx`: if the message would take the ready count over
 //!    `x-max-length` or the ready body bytes over `x-max-length-bytes`, it is refused and its
 //!    completion fails with [`PublishRejection::QueueFull`] (and it is dead-lettered, for
-//!    `reject-publish-dlx`).
+//!    `reject-publish-dlx`). `block-publisher` with a consumer refuses it too if it asked for no
+//!    confirmation, else takes it and holds the confirmation (`hold.rs`).
 //! 2. Otherwise it is charged to memory, stored if persistent on a durable queue (storage
 //!    completes the confirmation), or confirmed at once, and joins the ready messages.
 //! 3. Dispatch: a consumer that can take it now gets it.
 //! 4. A message with a TTL of 0 that no consumer took expires at once.
-//! 5. `drop-head`: while over a limit, the head is dropped (dead-lettered with `maxlen`).
+//! 5. `drop-head` (and `block-publisher` without consumers): while over a limit, the head is
+//!    dropped (dead-lettered with `maxlen`); held confirmations are released once within limits.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -59,11 +61,21 @@ impl Queue {
                 return EnqueueOutcome::QueueDeleted;
             }
             let overflow = self.config.arguments.overflow;
-            if overflow.rejects_publish() && self.would_overflow(&state, &message) {
+            let full = overflow != Overflow::DropHead && self.would_overflow(&state, &message);
+            // `block-publisher` holds the confirmation of a publish over the limit while
+            // someone consumes; with no consumer it drops the head (see `hold.rs`).
+            let blocking =
+                full && overflow == Overflow::BlockPublisher && !state.consumers.is_empty();
+            let hold = blocking && !completion.is_detached();
+            let refuse = match overflow {
+                Overflow::BlockPublisher => blocking && !hold,
+                _ => full,
+            };
+            if refuse {
                 completion.complete(Err(PublishRejection::QueueFull));
                 self.refuse(&mut state, message, overflow, &mut deferred)
             } else {
-                self.admit(&mut state, message, completion, now, &mut deferred);
+                self.admit(&mut state, message, completion, hold, now, &mut deferred);
                 EnqueueOutcome::Accepted
             }
         };
@@ -115,9 +127,13 @@ impl Queue {
         state: &mut QueueState,
         message: Arc<Message>,
         completion: Completion,
+        hold: bool,
         now: Instant,
         deferred: &mut Deferred,
     ) {
+        if hold {
+            self.hold(state, completion.split());
+        }
         let id = EntryId(state.next_entry);
         state.next_entry += 1;
         let ttl = match (
@@ -159,28 +175,6 @@ impl Queue {
                 self.discard(state, entry, DeathReason::Expired, deferred);
             }
         }
-        self.drop_head_while_over(state, deferred);
-    }
-
-    /// `drop-head`: drops from the head while the ready messages are over a limit.
-    pub(super) fn drop_head_while_over(&self, state: &mut QueueState, deferred: &mut Deferred) {
-        let arguments = &self.config.arguments;
-        if arguments.overflow != Overflow::DropHead {
-            return;
-        }
-        let over = |state: &QueueState| {
-            arguments
-                .max_length
-                .is_some_and(|max| state.ready.len() as u64 > max)
-                || arguments
-                    .max_length_bytes
-                    .is_some_and(|max| state.ready.body_bytes() > max)
-        };
-        while over(state) {
-            let Some(entry) = state.ready.pop_head() else {
-                break;
-            };
-            self.discard(state, entry, DeathReason::Maxlen, deferred);
-        }
+        self.enforce_limits(state, deferred);
     }
 }

@@ -93,6 +93,7 @@ impl Queue {
             self.forget(entry);
         }
         Metrics::add(&self.env.metrics.purged, entries.len() as u64);
+        self.release_held(&mut state);
         saturate(entries.len())
     }
 
@@ -106,6 +107,8 @@ impl Queue {
             return 0;
         }
         state.deleted = true;
+        // Dropped held confirmations settle as `QueueDeleted`.
+        state.held.clear();
         let ready = state.ready.drain();
         let unacked: Vec<Entry> = state
             .unacked

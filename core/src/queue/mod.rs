@@ -27,6 +27,7 @@ mod consumers;
 mod death;
 mod dispatch;
 mod enqueue;
+mod hold;
 mod lifecycle;
 mod settle;
 mod store;
@@ -40,10 +41,11 @@ pub use death::{DeadLetter, DeadLetterSink, DeathReason};
 pub use enqueue::EnqueueOutcome;
 
 use parking_lot::Mutex;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
+use crate::confirm::Completion;
 use crate::memory::MemoryMonitor;
 use crate::message::Headers;
 use crate::metrics::Metrics;
@@ -147,6 +149,7 @@ enum Policy {
     Ttl = 0,
     DropHead = 1,
     RejectPublish = 2,
+    BlockPublisher = 3,
 }
 
 /// Everything behind the queue's lock.
@@ -162,7 +165,9 @@ struct QueueState {
     last_use: Instant,
     had_consumer: bool,
     deleted: bool,
-    warned: [bool; 3],
+    warned: [bool; 4],
+    /// Confirmations `block-publisher` holds until the queue is back within its limits.
+    held: VecDeque<Completion>,
 }
 
 impl QueueState {
@@ -198,7 +203,8 @@ impl Queue {
             last_use: now,
             had_consumer: false,
             deleted: false,
-            warned: [false; 3],
+            warned: [false; 4],
+            held: VecDeque::new(),
         };
         Arc::new_cyclic(|me| Self {
             me: me.clone(),

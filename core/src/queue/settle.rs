@@ -47,7 +47,7 @@ impl Queue {
             state.ready.push(entry);
         }
         // RabbitMQ enforces the length limit after a requeue too.
-        self.drop_head_while_over(state, deferred);
+        self.enforce_limits(state, deferred);
         self.dispatch(state, deferred);
     }
 

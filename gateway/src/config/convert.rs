@@ -231,12 +231,13 @@ fn mqtt(raw: RawMqtt, limits: &Limits, vhosts: &[VhostName]) -> Result<MqttSetti
     )?;
     let session_overflow = match raw.session_overflow.as_deref() {
         None => defaults.session_overflow,
+        Some("block-publisher") => SessionOverflow::BlockPublisher,
         Some("drop-head") => SessionOverflow::DropHead,
         Some("reject-publish") => SessionOverflow::RejectPublish,
         Some(other) => {
             return Err(ConfigError::new(
                 "mqtt.session_overflow",
-                format!("'{other}' is neither drop-head nor reject-publish"),
+                format!("'{other}' is none of block-publisher, drop-head, reject-publish"),
             ))
         }
     };

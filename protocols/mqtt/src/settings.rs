@@ -8,9 +8,15 @@ use std::time::Duration;
 
 use mqgate_core::queue::Overflow;
 
-/// What a persistent session's queue does when it is full while its client is offline (or slow).
+/// What a session's queue does when it is full: its client reads slower than messages arrive, or
+/// is offline (persistent sessions).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SessionOverflow {
+    /// While the client is connected, hold the PUBACK (AMQP confirm, STOMP receipt) of a
+    /// publish into the full queue until it drains, so confirmed publishers slow down to the
+    /// subscriber's pace and nothing acknowledged is lost; refuse (count) unconfirmed publishes
+    /// (QoS 0). While it is offline, drop the oldest message. The core's `block-publisher`.
+    BlockPublisher,
     /// Drop the oldest message (RabbitMQ's `drop-head`, Mosquitto's behaviour).
     DropHead,
     /// Refuse new messages: the publisher's PUBACK carries 0x97 (v5) or its connection closes
@@ -22,6 +28,7 @@ impl SessionOverflow {
     /// The core queue's overflow policy for this choice.
     pub fn core_policy(self) -> Overflow {
         match self {
+            SessionOverflow::BlockPublisher => Overflow::BlockPublisher,
             SessionOverflow::DropHead => Overflow::DropHead,
             SessionOverflow::RejectPublish => Overflow::RejectPublish,
         }
@@ -55,7 +62,7 @@ pub struct MqttSettings {
     /// Messages one session's queue keeps beyond those in flight (`x-max-length`), live or
     /// offline: 10 000.
     pub session_queue_length: u32,
-    /// What happens when that queue is full: drop-head.
+    /// What happens when that queue is full: block-publisher.
     pub session_overflow: SessionOverflow,
     /// Persistent sessions kept by the registry: 100 000 (more are refused with server busy /
     /// server unavailable).
@@ -84,7 +91,7 @@ impl Default for MqttSettings {
             max_client_id_len: 256,
             max_subscriptions: 1024,
             session_queue_length: 10_000,
-            session_overflow: SessionOverflow::DropHead,
+            session_overflow: SessionOverflow::BlockPublisher,
             max_persistent_sessions: 100_000,
             max_session_expiry: Duration::from_secs(7 * 24 * 3600),
             max_retained_per_subscribe: 1000,

@@ -2,6 +2,7 @@
 
 mod concurrency;
 mod delivery;
+mod hold;
 mod lifecycle;
 mod limits;
 

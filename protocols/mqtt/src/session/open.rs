@@ -158,9 +158,10 @@ impl MqttSession {
     fn queue_declaration(&self) -> QueueDeclaration {
         let persistent = self.subs.durable;
         let mut arguments = Headers::new();
-        // Every session queue is bounded, live or offline: a subscriber that stops reading
-        // loses the oldest messages past the bound (counted in the engine's `overflow_dropped`)
-        // rather than growing the gateway; its in-flight ones are bounded by the window.
+        // Every session queue is bounded, live or offline; what a full one does is the
+        // configured policy (by default a live subscriber holds its publishers' PUBACKs, an
+        // offline one loses its oldest messages, counted). Its in-flight ones are bounded by
+        // the window.
         arguments.insert(
             "x-max-length",
             i64::from(self.settings.session_queue_length),
