@@ -154,6 +154,12 @@ pub struct Unacked {
 pub trait UnackedOwner: Send + Sync {
     /// The message was acknowledged: forget it.
     fn settle_ack(&self, session: SessionId, entry: EntryId);
+    /// Several messages were acknowledged: forget them all (one lock, one dispatch for a queue).
+    fn settle_acks(&self, session: SessionId, entries: &[EntryId]) {
+        for entry in entries {
+            self.settle_ack(session, *entry);
+        }
+    }
     /// The message was refused: requeue it, or dead-letter (or drop) it.
     fn settle_nack(&self, session: SessionId, entry: EntryId, requeue: bool);
 }
@@ -299,6 +305,20 @@ impl Outbox {
         } else {
             unacked.remove(&tag).map(|u| vec![(tag, u)])
         }
+    }
+
+    /// Removes the unacked deliveries `tags` (each on its own, not `multiple`), in order; tags
+    /// not awaiting an ack are skipped and counted in the second value.
+    pub fn take_unacked_each(&self, tags: &[DeliveryTag]) -> (Vec<Unacked>, usize) {
+        let mut unacked = self.unacked.lock();
+        let mut taken = Vec::with_capacity(tags.len());
+        for tag in tags {
+            if let Some(delivery) = unacked.remove(tag) {
+                taken.push(delivery);
+            }
+        }
+        let unknown = tags.len() - taken.len();
+        (taken, unknown)
     }
 
     /// Removes every unacked delivery of one consumer (when it is cancelled) or of all (when the

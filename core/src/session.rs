@@ -24,7 +24,10 @@ use crate::errors::{
 };
 use crate::message::Message;
 use crate::names::{ConnectionId, ConsumerTag, ExchangeName, QueueName, SessionId, UserName};
-use crate::outbox::{AckMode, Delivery, DeliveryTag, EventReceiver, Outbox, PublishId};
+use crate::outbox::{
+    AckMode, Delivery, DeliveryTag, EntryId, EventReceiver, Outbox, PublishId, Unacked,
+    UnackedOwner,
+};
 use crate::queue::{ConsumerSpec, Queue, Removal};
 use crate::services::Services;
 use crate::vhost::{Routed, Vhost};
@@ -326,10 +329,35 @@ impl Session {
             .outbox
             .take_unacked(tag, multiple)
             .ok_or(UnknownDeliveryTag { tag: tag.0 })?;
-        for (_, unacked) in settled {
-            unacked.queue.settle_ack(self.id(), unacked.entry);
-        }
+        self.settle_acked(settled.into_iter().map(|(_, unacked)| unacked));
         Ok(())
+    }
+
+    /// Acknowledges each of `tags` (not `multiple`), settling the run of deliveries from one
+    /// queue under one lock of that queue: what an adapter that acks many deliveries one by one
+    /// (MQTT QoS 0 sends, a batch of PUBACKs) calls once per batch. Returns how many tags were not
+    /// awaiting an ack.
+    pub fn ack_each(&mut self, tags: &[DeliveryTag]) -> usize {
+        let (taken, unknown) = self.outbox.take_unacked_each(tags);
+        self.settle_acked(taken.into_iter());
+        unknown
+    }
+
+    /// Settles acknowledged deliveries, one call per run of deliveries from the same queue.
+    fn settle_acked(&self, acked: impl Iterator<Item = Unacked>) {
+        let mut run: Vec<EntryId> = Vec::new();
+        let mut owner: Option<Arc<dyn UnackedOwner>> = None;
+        for delivery in acked {
+            if let Some(queue) = owner.take_if(|queue| !Arc::ptr_eq(queue, &delivery.queue)) {
+                queue.settle_acks(self.id(), &run);
+                run.clear();
+            }
+            owner.get_or_insert(delivery.queue);
+            run.push(delivery.entry);
+        }
+        if let Some(queue) = owner {
+            queue.settle_acks(self.id(), &run);
+        }
     }
 
     /// `basic.nack`: requeue, or dead-letter (drop when the queue has no dead-letter exchange).

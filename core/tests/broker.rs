@@ -14,8 +14,8 @@ use mqgate_core::message::{FieldValue, Headers, Message};
 use mqgate_core::metrics::Metrics;
 use mqgate_core::names::{ExchangeName, QueueName, VhostName};
 use mqgate_core::outbox::{
-    AckMode, CancelReason, Delivery, Event, EventReceiver, FlowState, PublishId, PublishOutcome,
-    PublishRejection,
+    AckMode, CancelReason, Delivery, DeliveryTag, Event, EventReceiver, FlowState, PublishId,
+    PublishOutcome, PublishRejection,
 };
 use mqgate_core::{Broker, BrokerConfig, ConsumeRequest, Session};
 
@@ -695,4 +695,28 @@ fn confirmation_waits_for_storage_of_persistent_messages_on_durable_queues() {
             outcome: PublishOutcome::Confirmed
         })
     ));
+}
+
+#[test]
+fn ack_each_settles_deliveries_of_several_queues_and_counts_unknown_tags() {
+    let broker = broker();
+    let (_c, mut s, mut events) = session(&broker);
+    declare(&mut s, "batch-a", Headers::new());
+    declare(&mut s, "batch-b", Headers::new());
+    for (queue, body) in [("batch-a", "a1"), ("batch-a", "a2"), ("batch-b", "b1")] {
+        publish(&mut s, "", queue, body);
+    }
+    s.consume(ConsumeRequest::manual(q("batch-a"), 2)).unwrap();
+    s.consume(ConsumeRequest::manual(q("batch-b"), 2)).unwrap();
+    let tags: Vec<_> = (0..3)
+        .map(|_| next_delivery(&mut events).unwrap().tag)
+        .collect();
+    publish(&mut s, "", "batch-a", "a3");
+    // Prefetch 2: "a3" waits until the batch frees credit.
+    let unknown = s.ack_each(&[tags[0], tags[1], tags[2], DeliveryTag(999)]);
+    assert_eq!(unknown, 1);
+    assert_eq!(Metrics::read(&broker.metrics().acked), 3);
+    let next = next_delivery(&mut events).unwrap();
+    assert_eq!(body(&next), b"a3");
+    assert!(s.ack(tags[0], false).is_err(), "already settled");
 }

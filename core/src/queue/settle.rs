@@ -157,6 +157,27 @@ impl UnackedOwner for Queue {
         self.finish(deferred);
     }
 
+    fn settle_acks(&self, session: SessionId, entries: &[EntryId]) {
+        let mut deferred = Deferred::default();
+        {
+            let mut state = self.state.lock();
+            let mut settled = 0;
+            for entry in entries {
+                if let Some(entry) = self.take_outstanding(&mut state, Some(session), *entry) {
+                    self.forget(&entry);
+                    settled += 1;
+                }
+            }
+            if settled == 0 {
+                return;
+            }
+            Metrics::add(&self.env.metrics.acked, settled);
+            // The consumers' credit is back.
+            self.dispatch(&mut state, &mut deferred);
+        }
+        self.finish(deferred);
+    }
+
     fn settle_nack(&self, session: SessionId, entry: EntryId, requeue: bool) {
         let mut deferred = Deferred::default();
         {

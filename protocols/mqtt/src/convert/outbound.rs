@@ -16,9 +16,9 @@ use crate::topic::routing_key_to_topic;
 
 /// The PUBLISH (and, for v5, its properties) delivering `message` to a subscriber.
 ///
-/// The topic is [`routing_key_to_topic`] of the routing key (the session checks it with
-/// [`validate_topic_name`](crate::topic::validate_topic_name) when the message came from another
-/// protocol); the payload is the body, shared, not copied. `header` gives the delivery QoS,
+/// `topic` is [`routing_key_to_topic`] of the routing key, which the session computes (and
+/// checks with [`validate_topic_name`](crate::topic::validate_topic_name)) once per routing key,
+/// not per delivery; the payload is the body, shared, not copied. `header` gives the delivery QoS,
 /// packet id and DUP flag; `retain` the retain flag (the session decides: set for retained
 /// messages sent on subscribe, or kept with Retain As Published).
 ///
@@ -37,15 +37,12 @@ use crate::topic::routing_key_to_topic;
 /// Subscription identifiers are the session's to add.
 pub fn publish_from_message(
     message: &Message,
+    topic: Bytes,
     header: PublishHeader,
     retain: bool,
     version: MqttVersion,
     remaining: Option<Duration>,
 ) -> (Publish, Option<PublishProperties>) {
-    let topic = match routing_key_to_topic(&message.routing_key) {
-        std::borrow::Cow::Borrowed(topic) => Bytes::copy_from_slice(topic.as_bytes()),
-        std::borrow::Cow::Owned(topic) => Bytes::from(topic),
-    };
     let publish = build_publish(topic, message.body.clone(), retain, header);
     let properties = match version {
         MqttVersion::V3 => None,

@@ -189,7 +189,14 @@ fn v3_delivery_has_no_properties_and_shares_the_body() {
         pkid: 9,
         dup: true,
     };
-    let (packet, properties) = publish_from_message(&message, header, true, MqttVersion::V3, None);
+    let (packet, properties) = publish_from_message(
+        &message,
+        topic_of(&message),
+        header,
+        true,
+        MqttVersion::V3,
+        None,
+    );
     assert_eq!(properties, None);
     assert_eq!(packet.topic, "a.b/c");
     assert!(packet.retain);
@@ -206,6 +213,7 @@ fn v5_delivery_maps_every_property_and_header() {
     let message = amqp_message();
     let (_, properties) = publish_from_message(
         &message,
+        topic_of(&message),
         PublishHeader::new(QoS::AtMostOnce),
         false,
         MqttVersion::V5,
@@ -250,6 +258,7 @@ fn remaining_time_replaces_the_expiration() {
     let expiry = |remaining| {
         publish_from_message(
             &message,
+            topic_of(&message),
             PublishHeader::new(QoS::AtMostOnce),
             false,
             MqttVersion::V5,
@@ -274,6 +283,7 @@ fn reply_to_destinations_become_response_topics() {
         message.properties.reply_to = Some(reply_to.to_owned());
         publish_from_message(
             &message,
+            topic_of(&message),
             PublishHeader::new(QoS::AtMostOnce),
             false,
             MqttVersion::V5,
@@ -296,6 +306,7 @@ fn v5_delivery_without_anything_to_say_has_no_properties() {
     let message = Message::new(amq_topic(), "k", "b");
     let (_, properties) = publish_from_message(
         &message,
+        topic_of(&message),
         PublishHeader::new(QoS::AtMostOnce),
         false,
         MqttVersion::V5,
@@ -334,11 +345,22 @@ fn v5_round_trip_is_exact() {
         pkid: 11,
         dup: false,
     };
-    let (received, received_properties) =
-        publish_from_message(&message, header, false, MqttVersion::V5, None);
+    let (received, received_properties) = publish_from_message(
+        &message,
+        topic_of(&message),
+        header,
+        false,
+        MqttVersion::V5,
+        None,
+    );
     assert_eq!(received.topic, sent.topic);
     assert_eq!(received.payload, payload);
     assert_eq!(received.payload.as_ptr(), payload.as_ptr(), "body copied");
     assert_eq!(publish_header(&received), header);
     assert_eq!(received_properties, Some(sent_properties));
+}
+
+/// The topic the session would compute for `message`.
+fn topic_of(message: &Message) -> bytes::Bytes {
+    bytes::Bytes::from(crate::topic::routing_key_to_topic(&message.routing_key).into_owned())
 }

@@ -24,6 +24,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use mqgate_core::message::{FieldValue, Message};
 use mqgate_core::metrics::Metrics;
 use mqgate_core::names::ConsumerTag;
@@ -34,9 +36,10 @@ use rumqttd::protocol::{Packet, PubRel, PubRelReason, QoS};
 
 use crate::codec::{MqttCodec, ProtocolVersion};
 use crate::convert::{publish_from_message, PublishHeader, QOS_HEADER};
-use crate::topic::{routing_key_to_topic, topic_matches, validate_topic_name};
+use crate::topic::routing_key_to_topic;
 
-use super::{max_qos, min_qos, MqttSession};
+use super::topic_cache::TopicCache;
+use super::{min_qos, MqttSession};
 
 /// What an in-flight publish awaits from the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,6 +61,8 @@ struct InFlight {
 #[derive(Debug)]
 struct Held {
     message: Arc<Message>,
+    /// The message's MQTT topic.
+    topic: Bytes,
     tag: Option<DeliveryTag>,
     qos: QoS,
     retain: bool,
@@ -80,6 +85,8 @@ pub(crate) struct DeliverState {
     next_pkid: u16,
     next_seq: u64,
     held: VecDeque<Held>,
+    /// The last delivered routing key's topic and matching subscriptions.
+    pub(crate) topics: TopicCache,
     /// Deliveries dropped (topic not nameable, excluded by `$` rule, held list full, over the
     /// client's maximum packet size).
     pub(crate) dropped: u64,
@@ -97,6 +104,7 @@ impl DeliverState {
             next_pkid: 1,
             next_seq: 0,
             held: VecDeque::new(),
+            topics: TopicCache::default(),
             dropped: 0,
             expired: 0,
         }
@@ -181,12 +189,17 @@ impl MqttSession {
             self.expire_delivery(Some(delivery.tag));
             return Step::Continue;
         }
-        let topic = routing_key_to_topic(&message.routing_key).into_owned();
-        if validate_topic_name(&topic).is_err() {
+        let own = message.origin.as_ref() == Some(&self.origin);
+        let (topic, matched) = self.deliver.topics.lookup(
+            &message.routing_key,
+            own,
+            self.subs.version(),
+            self.subs.list(),
+        );
+        let Some(topic) = topic else {
             tracing::debug!(client_id = %self.client_id, routing_key = %message.routing_key, "message with no MQTT topic dropped");
             return self.drop_delivery(delivery.tag);
-        }
-        let own = message.origin.as_ref() == Some(&self.origin);
+        };
         let shared = delivery
             .consumer
             .as_ref()
@@ -198,20 +211,11 @@ impl MqttSession {
                 sub.retain_as_published,
                 sub.identifier.into_iter().collect(),
             ),
-            None => {
-                let mut granted: Option<QoS> = None;
-                let mut rap = false;
-                let mut identifiers = Vec::new();
-                for sub in self.subs.list.iter().filter(|s| s.group.is_none()) {
-                    if (sub.no_local && own) || !topic_matches(&sub.filter, &topic) {
-                        continue;
-                    }
-                    granted = Some(granted.map_or(sub.qos, |g| max_qos(g, sub.qos)));
-                    rap |= sub.retain_as_published;
-                    identifiers.extend(sub.identifier);
-                }
-                (granted, rap, identifiers)
-            }
+            None => (
+                matched.granted,
+                matched.retain_as_published,
+                matched.identifiers.clone(),
+            ),
         };
         let Some(granted) = granted else {
             return self.drop_delivery(delivery.tag);
@@ -220,6 +224,7 @@ impl MqttSession {
         let retain = retain_as_published && is_retain_requested(&message.headers);
         let held = Held {
             message,
+            topic,
             tag: Some(delivery.tag),
             qos,
             retain,
@@ -262,8 +267,10 @@ impl MqttSession {
         identifier: Option<usize>,
         out: &mut Outbound<Packet>,
     ) {
+        let topic = Bytes::from(routing_key_to_topic(&message.routing_key).into_owned());
         let held = Held {
             message,
+            topic,
             tag: None,
             qos,
             retain: true,
@@ -354,6 +361,7 @@ impl MqttSession {
             .map(|deadline| deadline.saturating_duration_since(now));
         let (publish, mut properties) = publish_from_message(
             &held.message,
+            held.topic.clone(),
             header,
             held.retain,
             self.convert_version(),

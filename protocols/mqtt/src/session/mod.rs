@@ -28,6 +28,7 @@ mod keepalive;
 mod open;
 mod publish_in;
 mod subscribe;
+mod topic_cache;
 mod will;
 
 use std::sync::Arc;

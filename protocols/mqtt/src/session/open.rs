@@ -203,7 +203,7 @@ impl MqttSession {
                 }
             } else {
                 let record = SessionRecord {
-                    subscriptions: self.subs.list.clone(),
+                    subscriptions: self.subs.list().to_vec(),
                     expiry: self.expiry,
                     offline_since: Some(std::time::Instant::now()),
                     awaiting_pubcomp: self.deliver.awaiting_pubcomp(),

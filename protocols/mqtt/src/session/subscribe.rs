@@ -29,8 +29,11 @@ use super::{min_qos, MqttSession};
 /// Subscriptions of one session and the core handles behind them.
 #[derive(Debug)]
 pub(crate) struct SubscriptionState {
-    /// Every subscription, plain and shared.
-    pub(crate) list: Vec<Subscription>,
+    /// Every subscription, plain and shared; changed only through the methods below, which
+    /// bump `version`.
+    list: Vec<Subscription>,
+    /// Bumped on every change of `list` (the delivery topic cache's key).
+    version: u64,
     /// The session queue.
     pub(crate) queue: QueueName,
     /// Whether the queue outlives the connection.
@@ -45,11 +48,39 @@ impl SubscriptionState {
     pub(crate) fn new(queue: QueueName, durable: bool) -> Self {
         Self {
             list: Vec::new(),
+            version: 0,
             queue,
             durable,
             consumer: None,
             shared: Vec::new(),
         }
+    }
+
+    /// Every subscription, plain and shared.
+    pub(crate) fn list(&self) -> &[Subscription] {
+        &self.list
+    }
+
+    /// Changes whenever the list does.
+    pub(crate) fn version(&self) -> u64 {
+        self.version
+    }
+
+    fn push(&mut self, subscription: Subscription) {
+        self.version += 1;
+        self.list.push(subscription);
+    }
+
+    fn replace(&mut self, index: usize, subscription: Subscription) {
+        self.version += 1;
+        if let Some(slot) = self.list.get_mut(index) {
+            *slot = subscription;
+        }
+    }
+
+    fn remove(&mut self, index: usize) -> Subscription {
+        self.version += 1;
+        self.list.remove(index)
     }
 
     /// The shared subscription a consumer reads for.
@@ -123,10 +154,10 @@ impl MqttSession {
         }
         let existing = self
             .subs
-            .list
+            .list()
             .iter()
             .position(|s| s.filter == parsed.filter && s.group == parsed.group);
-        if existing.is_none() && self.subs.list.len() >= self.settings.max_subscriptions {
+        if existing.is_none() && self.subs.list().len() >= self.settings.max_subscriptions {
             return Err(SubscribeFailure::Quota);
         }
         let v5 = self.version == ProtocolVersion::V5;
@@ -187,8 +218,8 @@ impl MqttSession {
                 RetainForwardRule::Never => false,
             };
         match existing {
-            Some(index) => self.subs.list[index] = subscription.clone(),
-            None => self.subs.list.push(subscription.clone()),
+            Some(index) => self.subs.replace(index, subscription.clone()),
+            None => self.subs.push(subscription.clone()),
         }
         Ok((
             errors::subscribe_granted(filter.qos),
@@ -256,7 +287,7 @@ impl MqttSession {
                         .push((membership.consumer, group.clone(), sub.filter.clone()));
                 }
             }
-            self.subs.list.push(sub);
+            self.subs.push(sub);
         }
         Ok(())
     }
@@ -289,13 +320,13 @@ impl MqttSession {
         };
         let Some(index) = self
             .subs
-            .list
+            .list()
             .iter()
             .position(|s| s.filter == parsed.filter && s.group == parsed.group)
         else {
             return UnsubAckReason::NoSubscriptionExisted;
         };
-        let sub = self.subs.list.remove(index);
+        let sub = self.subs.remove(index);
         match &sub.group {
             None => {
                 if let Err(error) = self.core.unbind_queue(self.binding(&sub.pattern)) {
