@@ -29,12 +29,12 @@ use mqgate_core::broker::Broker;
 use mqgate_core::names::ConnectionId;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::protocols::Protocol;
-use crate::shutdown::Connections;
+use crate::shutdown::{Connections, Registered};
 use crate::tls::TlsInfo;
 
 /// A byte stream a handler reads and writes: a TCP stream or a TLS stream over one.
@@ -218,26 +218,34 @@ impl Listener {
                 local: stream.local_addr().unwrap_or(peer),
                 tls: None,
             };
-            let connection = serve(
+            let registered = shared.connections.register(id, peer, self.protocol);
+            shared.connections.spawn(serve(
                 stream,
                 meta,
                 self.tls.clone(),
                 Arc::clone(&self.handler),
                 Arc::clone(&shared),
                 shutdown.child_token(),
-            );
-            shared
-                .connections
-                .spawn(id, peer, self.protocol, async move {
-                    let _slot = slot;
-                    connection.await;
-                });
+                Held { slot, registered },
+            ));
         }
         tracing::debug!(protocol = %self.protocol, listener = ?local, "listener closed");
     }
 }
 
-/// One connection's life: the TLS handshake if any, then the handler.
+/// What a connection's task holds for its whole life: its connection slot and its place in the
+/// live-connection registry, both released when the task ends.
+struct Held {
+    slot: OwnedSemaphorePermit,
+    registered: Registered,
+}
+
+/// One connection's life: the TLS handshake if any, then the handler, until either ends or the
+/// drain deadline cuts it off.
+///
+/// This is the connection task's whole future (see `Connections::spawn`): what it keeps across
+/// awaits is paid by every idle connection, so the TLS handshake runs boxed and the handler's
+/// future is boxed by the handler.
 async fn serve(
     stream: TcpStream,
     mut meta: ConnectionMeta,
@@ -245,40 +253,76 @@ async fn serve(
     handler: Arc<dyn ConnectionHandler>,
     shared: Arc<Shared>,
     shutdown: CancellationToken,
+    held: Held,
 ) {
+    let Held {
+        slot: _slot,
+        registered,
+    } = held;
     if let Err(error) = stream.set_nodelay(true) {
         tracing::debug!(id = %meta.id, %error, "cannot set TCP_NODELAY");
     }
     let stream: Box<dyn AsyncStream> = match tls {
         None => Box::new(stream),
+        // Boxed: the TLS handshake's state is freed once it ends rather than sized into the
+        // connection's task.
         Some(acceptor) => {
-            let handshake = tokio::time::timeout(shared.handshake_timeout, acceptor.accept(stream));
-            let outcome = tokio::select! {
-                () = shutdown.cancelled() => return,
-                outcome = handshake => outcome,
-            };
-            match outcome {
-                Ok(Ok(tls_stream)) => {
-                    meta.tls = Some(TlsInfo::from_connection(tls_stream.get_ref().1));
-                    Box::new(tls_stream)
-                }
-                Ok(Err(error)) => {
-                    GatewayMetrics::bump(&shared.metrics.tls_handshake_failed);
-                    tracing::info!(id = %meta.id, peer = %meta.peer, %error, "TLS handshake failed");
-                    return;
-                }
-                Err(_) => {
-                    GatewayMetrics::bump(&shared.metrics.tls_handshake_timed_out);
-                    tracing::info!(id = %meta.id, peer = %meta.peer, timeout = ?shared.handshake_timeout,
-                        "TLS handshake timed out");
-                    return;
-                }
+            let accepted = Box::pin(accept_tls(
+                stream,
+                acceptor,
+                &mut meta,
+                &shared,
+                &shutdown,
+                &registered,
+            ));
+            match accepted.await {
+                Some(stream) => stream,
+                None => return,
             }
         }
     };
     tracing::debug!(id = %meta.id, peer = %meta.peer, protocol = %meta.protocol,
         client_cn = ?meta.tls.as_ref().and_then(|t| t.client_common_name.as_deref()), "connection open");
-    handler.handle(stream, meta, shutdown).await;
+    let connection = handler.handle(stream, meta, shutdown);
+    tokio::select! {
+        () = connection => {}
+        () = registered.cut_off() => {}
+    }
+}
+
+/// The TLS handshake under the handshake timeout; `None` if it failed, timed out, or the
+/// connection is shutting down or cut off.
+async fn accept_tls(
+    stream: TcpStream,
+    acceptor: TlsAcceptor,
+    meta: &mut ConnectionMeta,
+    shared: &Shared,
+    shutdown: &CancellationToken,
+    registered: &Registered,
+) -> Option<Box<dyn AsyncStream>> {
+    let handshake = tokio::time::timeout(shared.handshake_timeout, acceptor.accept(stream));
+    let outcome = tokio::select! {
+        () = shutdown.cancelled() => return None,
+        () = registered.cut_off() => return None,
+        outcome = handshake => outcome,
+    };
+    match outcome {
+        Ok(Ok(tls_stream)) => {
+            meta.tls = Some(TlsInfo::from_connection(tls_stream.get_ref().1));
+            Some(Box::new(tls_stream))
+        }
+        Ok(Err(error)) => {
+            GatewayMetrics::bump(&shared.metrics.tls_handshake_failed);
+            tracing::info!(id = %meta.id, peer = %meta.peer, %error, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            GatewayMetrics::bump(&shared.metrics.tls_handshake_timed_out);
+            tracing::info!(id = %meta.id, peer = %meta.peer, timeout = ?shared.handshake_timeout,
+                "TLS handshake timed out");
+            None
+        }
+    }
 }
 
 #[cfg(test)]

@@ -61,10 +61,18 @@ pub(crate) struct Connections {
     cut_off: CancellationToken,
 }
 
-/// Removes a connection from the registry when its task ends, however it ends.
-struct Registered {
+/// A connection's place in the registry: removes it when dropped, however its task ends, and
+/// says when the drain deadline cuts it off.
+pub(crate) struct Registered {
     connections: Arc<Connections>,
     id: ConnectionId,
+}
+
+impl Registered {
+    /// Completes at the drain deadline: the connection's task must then end.
+    pub(crate) async fn cut_off(&self) {
+        self.connections.cut_off.cancelled().await;
+    }
 }
 
 impl Drop for Registered {
@@ -92,14 +100,14 @@ impl Connections {
         self.live().len()
     }
 
-    /// Runs one connection's task, registered until it ends.
-    pub(crate) fn spawn(
+    /// Registers a connection until the returned guard drops; the guard goes into the task
+    /// [`spawn`](Connections::spawn) runs, which must end once [`Registered::cut_off`] completes.
+    pub(crate) fn register(
         self: &Arc<Self>,
         id: ConnectionId,
         peer: SocketAddr,
         protocol: Protocol,
-        connection: impl Future<Output = ()> + Send + 'static,
-    ) {
+    ) -> Registered {
         self.live().insert(
             id,
             LiveConnection {
@@ -108,18 +116,19 @@ impl Connections {
                 since: Instant::now(),
             },
         );
-        let registered = Registered {
+        Registered {
             connections: Arc::clone(self),
             id,
-        };
-        let cut_off = self.cut_off.clone();
-        self.tracker.spawn(async move {
-            let _registered = registered;
-            tokio::select! {
-                () = connection => {}
-                () = cut_off.cancelled() => {}
-            }
-        });
+        }
+    }
+
+    /// Runs one connection's task (holding its [`Registered`] guard), tracked for the drain.
+    ///
+    /// The future is spawned as it is, not wrapped in another `async` block: each wrapper would
+    /// store the future twice (captured, then awaited), and the task lives as long as the
+    /// connection.
+    pub(crate) fn spawn(&self, connection: impl Future<Output = ()> + Send + 'static) {
+        self.tracker.spawn(connection);
     }
 
     /// Waits for every connection task up to `timeout`, then cuts off the rest. Call it after

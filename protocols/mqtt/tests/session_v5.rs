@@ -270,6 +270,8 @@ fn session_message_expiry_is_decremented_by_time_queued_and_expired_ones_are_not
     assert!(sub.take().is_empty());
     assert_eq!(sub.session.expired(), 1);
     assert_eq!(Metrics::read(&broker.metrics().expired), expired_before + 1);
+    // The driver ends every batch so; the deferred ack reaches the core.
+    sub.session.on_batch_end();
     let queue = broker
         .vhost(&VhostName::default_vhost())
         .unwrap()

@@ -15,13 +15,14 @@
 //!   a slow consumer), then `on_close` runs once and the reason is returned and logged.
 
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncWrite, ReadHalf};
-use tokio::sync::mpsc;
 use tokio::task::JoinError;
 use tokio::time::{sleep_until, timeout, Instant};
 use tokio_util::codec::Encoder;
@@ -55,18 +56,51 @@ const MIN_TICK: Duration = Duration::from_millis(1);
 ///
 /// The close is logged at `info` with the reason and counters; run this future inside a span
 /// naming the connection (its id and peer address) so the log says which one closed.
-pub async fn run_connection<T, H>(
+///
+/// The future is what an idle connection costs, so it holds only the running session: the
+/// handshake runs in a boxed future of its own, freed once the session starts.
+pub fn run_connection<T, H>(
     io: T,
     codec: CodecOf<H>,
     handshake: H,
     config: DriverConfig,
+    shutdown: CancellationToken,
+) -> impl Future<Output = ConnectionReport> + Send
+where
+    T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Handshake,
+{
+    // Built here rather than inside an `async fn`: the arguments would otherwise stay stored in
+    // the connection's future after the handshake took them.
+    let start = Box::pin(start(io, codec, handshake, config, shutdown.clone()));
+    drive::<T, H>(start, shutdown)
+}
+
+/// A session ready to serve, and its writer task. Boxed: moved out of the handshake's future,
+/// an unboxed connection would be sized twice into the connection's future.
+type Started<T, H> = (
+    Box<Connection<<H as Handshake>::Session, <H as Handshake>::Inbox, ReadHalf<T>>>,
+    AbortOnDropHandle<io::Result<()>>,
+);
+
+async fn drive<T, H>(
+    start: Pin<Box<impl Future<Output = Result<Started<T, H>, ConnectionReport>>>>,
     shutdown: CancellationToken,
 ) -> ConnectionReport
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Handshake,
 {
-    let report = drive(io, codec, handshake, config, shutdown).await;
+    let report = match start.await {
+        Err(report) => report,
+        Ok((mut connection, mut writer)) => {
+            let (reason, writer_done) = match connection.serve(&shutdown, &mut writer).await {
+                Ok(never) => match never {},
+                Err(stop) => stop,
+            };
+            connection.finish(reason, writer, writer_done).await
+        }
+    };
     let stats = &report.stats;
     tracing::info!(
         reason = %report.reason,
@@ -81,13 +115,15 @@ where
     report
 }
 
-async fn drive<T, H>(
+/// The handshake under its timeout, then the session's connection and its writer; or, if the
+/// handshake failed, the report after its refusal was flushed.
+async fn start<T, H>(
     io: T,
     codec: CodecOf<H>,
     handshake: H,
     config: DriverConfig,
     shutdown: CancellationToken,
-) -> ConnectionReport
+) -> Result<Started<T, H>, ConnectionReport>
 where
     T: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Handshake,
@@ -111,22 +147,20 @@ where
             // The refusal the handshake fed goes out first; a peer that does not read it does
             // not hold the connection past the drain timeout.
             let _ = timeout(config.drain_timeout, framed.close()).await;
-            return ConnectionReport {
+            return Err(ConnectionReport {
                 reason,
                 stats: framed.stats(),
-            };
+            });
         }
     };
     let Accepted { session, inbox } = accepted;
     let (io, codec, reader, handshake_out, stats) = framed.into_parts();
     let (read_half, write_half) = tokio::io::split(io);
     let shared = Arc::new(Shared::default());
-    let (chunks, chunk_receiver) = mpsc::unbounded_channel();
-    let mut writer = AbortOnDropHandle::new(tokio::spawn(
-        writer_loop(write_half, chunk_receiver, Arc::clone(&shared))
-            .instrument(tracing::Span::current()),
+    let writer = AbortOnDropHandle::new(tokio::spawn(
+        writer_loop(write_half, Arc::clone(&shared)).instrument(tracing::Span::current()),
     ));
-    let mut connection = Connection {
+    let mut connection = Box::new(Connection {
         session: SessionSlot::new(session),
         codec,
         reader,
@@ -135,17 +169,12 @@ where
         inbox_open: true,
         out: Outbound::new(),
         encoded: handshake_out,
-        chunks,
         shared,
         stats,
         config,
-    };
+    });
     connection.account_encoded(connection.encoded.len());
-    let (reason, writer_done) = match connection.serve(&shutdown, &mut writer).await {
-        Ok(never) => match never {},
-        Err(stop) => stop,
-    };
-    connection.finish(reason, writer, writer_done).await
+    Ok((connection, writer))
 }
 
 /// One running session and the reader side of its connection.
@@ -159,7 +188,7 @@ struct Connection<S: Session, I, R> {
     out: Outbound<S::OutFrame>,
     /// Frames encoded since the last chunk was handed to the writer.
     encoded: BytesMut,
-    chunks: mpsc::UnboundedSender<Bytes>,
+    /// What the session task and the writer share, the queue of chunks included.
     shared: Arc<Shared>,
     stats: DriverStats,
     config: DriverConfig,
@@ -184,6 +213,9 @@ where
         let mut stall_deadline: Option<Instant> = None;
         loop {
             self.process_buffered().map_err(open_writer)?;
+            // Everything ready has been handled (the frames above, the events of the last
+            // wake-up): the session settles what it deferred per batch.
+            self.session.on_batch_end();
             self.hand_to_writer();
             if next_tick.is_none() {
                 next_tick = self.next_tick(Instant::now());
@@ -314,8 +346,8 @@ where
     /// Hands the encoded frames to the writer as one chunk.
     fn hand_to_writer(&mut self) {
         if !self.encoded.is_empty() {
-            // A send fails only when the writer has ended; `serve` learns why from its handle.
-            let _ = self.chunks.send(self.encoded.split().freeze());
+            // Dropped if the writer has ended; `serve` learns why from its handle.
+            self.shared.send(self.encoded.split().freeze());
         }
     }
 
@@ -332,14 +364,14 @@ where
     /// Sends what is left, lets the writer drain and shut down within the drain timeout, runs
     /// `on_close` and reports.
     async fn finish(
-        mut self,
+        &mut self,
         reason: CloseReason,
         mut writer: AbortOnDropHandle<io::Result<()>>,
         writer_done: bool,
     ) -> ConnectionReport {
         self.hand_to_writer();
-        // Closing the channel tells the writer to drain, flush and shut the write side down.
-        drop(self.chunks);
+        // Closing the queue tells the writer to drain, flush and shut the write side down.
+        self.shared.close();
         if !writer_done {
             // A slow consumer will not read what is queued: waiting would only hold memory.
             let drain = if reason == CloseReason::SlowConsumer {

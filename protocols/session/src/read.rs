@@ -6,10 +6,23 @@
 //! - The buffer never holds more than `limit + FRAME_OVERHEAD_ALLOWANCE + 1` undecoded bytes: a
 //!   read asks for at most what would reach that bound, and a decoder that still wants more past
 //!   the limit closes the connection with `FrameTooLarge`.
+//! - An idle connection holds no read buffer. A read made with nothing buffered lands in a
+//!   scratch array on the stack (alive only during the poll, never across an await) and is
+//!   copied into the buffer; if it has to wait, the buffer is given back. A read that continues
+//!   a partial frame goes straight into the buffer. So a connection whose socket has data
+//!   whenever it is read keeps its buffer (the copy is at most `SCRATCH_SIZE` bytes, no
+//!   allocation); one that drains its socket allocates the size of what arrives, once per
+//!   wake-up, not per frame.
+
+use std::future::poll_fn;
+use std::mem::MaybeUninit;
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
 
 use bytes::{BufMut, BytesMut};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, ReadBuf};
 use tokio_util::codec::Decoder;
+use tokio_util::io::poll_read_buf;
 
 use crate::close::CloseReason;
 
@@ -17,7 +30,11 @@ use crate::close::CloseReason;
 /// connection: room for the header or delimiter a protocol's size limit does not count.
 pub const FRAME_OVERHEAD_ALLOWANCE: usize = 16;
 
-/// A read buffer bounded by a frame size limit.
+/// The most bytes a read from idle takes (the stack scratch array's size); later reads of the
+/// same wake-up go straight into the buffer, up to `read_size` each.
+const SCRATCH_SIZE: usize = 8 * 1024;
+
+/// A read buffer bounded by a frame size limit, allocated only while bytes are in flight.
 #[derive(Debug)]
 pub(crate) struct FrameReader {
     buf: BytesMut,
@@ -26,11 +43,12 @@ pub(crate) struct FrameReader {
 }
 
 impl FrameReader {
+    /// A reader taking at most `read_size` bytes per read; it allocates nothing until bytes
+    /// arrive.
     pub(crate) fn new(read_size: usize) -> Self {
-        let read_size = read_size.max(64);
         Self {
-            buf: BytesMut::with_capacity(read_size),
-            read_size,
+            buf: BytesMut::new(),
+            read_size: read_size.max(64),
             eof: false,
         }
     }
@@ -69,26 +87,67 @@ impl FrameReader {
         io: &mut R,
         limit: usize,
     ) -> Result<bool, CloseReason> {
+        poll_fn(|cx| self.poll_fill(io, limit, cx)).await
+    }
+
+    fn poll_fill<R: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut R,
+        limit: usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<bool, CloseReason>> {
         let room = cap(limit).saturating_add(1).saturating_sub(self.buf.len());
         if room == 0 {
-            return Err(CloseReason::FrameTooLarge { limit });
+            return Poll::Ready(Err(CloseReason::FrameTooLarge { limit }));
         }
         let want = room.min(self.read_size);
-        self.buf.reserve(want);
-        let read = io
-            .read_buf(&mut (&mut self.buf).limit(want))
-            .await
-            .map_err(|error| CloseReason::from_io(&error))?;
+        let read = if self.buf.is_empty() {
+            ready!(self.poll_from_idle(io, want, cx))
+        } else {
+            // A partial frame: read straight after it.
+            self.buf.reserve(want);
+            ready!(poll_read_buf(
+                Pin::new(io),
+                cx,
+                &mut (&mut self.buf).limit(want)
+            ))
+        };
+        let read = read.map_err(|error| CloseReason::from_io(&error))?;
         if read == 0 {
             self.eof = true;
         }
-        Ok(read > 0)
+        Poll::Ready(Ok(read > 0))
+    }
+
+    /// Reads with nothing buffered: into a stack array, so only the bytes received take heap
+    /// memory (the buffer's spare capacity if it has some, else an allocation of their size).
+    /// Waiting releases the buffer: an idle connection holds none.
+    fn poll_from_idle<R: AsyncRead + Unpin>(
+        &mut self,
+        io: &mut R,
+        want: usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<std::io::Result<usize>> {
+        let mut scratch = [MaybeUninit::<u8>::uninit(); SCRATCH_SIZE];
+        let mut read_buf = ReadBuf::uninit(&mut scratch[..want.min(SCRATCH_SIZE)]);
+        match Pin::new(io).poll_read(cx, &mut read_buf) {
+            Poll::Ready(Ok(())) => {
+                let received = read_buf.filled();
+                self.buf.extend_from_slice(received);
+                Poll::Ready(Ok(received.len()))
+            }
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+            Poll::Pending => {
+                self.buf = BytesMut::new();
+                Poll::Pending
+            }
+        }
     }
 
     /// Gives back the memory of a large frame once it has been decoded.
     fn shrink(&mut self) {
         if self.buf.is_empty() && self.buf.capacity() > 4 * self.read_size {
-            self.buf = BytesMut::with_capacity(self.read_size);
+            self.buf = BytesMut::new();
         }
     }
 }
@@ -148,5 +207,43 @@ mod tests {
             Some("tw")
         );
         assert_eq!(reader.decode(&mut codec, 100).unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn an_idle_reader_holds_no_buffer() {
+        let (mut client, mut server) = tokio::io::duplex(1024);
+        let mut codec = LinesCodec::new();
+        let mut reader = FrameReader::new(8192);
+        assert_eq!(reader.buf.capacity(), 0);
+        tokio::io::AsyncWriteExt::write_all(&mut client, b"one\n")
+            .await
+            .unwrap();
+        assert!(reader.fill(&mut server, 100).await.unwrap());
+        assert!(reader.buf.capacity() < 64, "{}", reader.buf.capacity());
+        assert_eq!(
+            reader.decode(&mut codec, 100).unwrap().as_deref(),
+            Some("one")
+        );
+        // A read that has to wait with nothing buffered gives the buffer back.
+        let waiting = tokio::time::timeout(
+            std::time::Duration::from_millis(10),
+            reader.fill(&mut server, 100),
+        );
+        assert!(waiting.await.is_err());
+        assert_eq!(reader.buf.capacity(), 0);
+        // A partial frame is kept across the wait and completed by the next read.
+        tokio::io::AsyncWriteExt::write_all(&mut client, b"tw")
+            .await
+            .unwrap();
+        assert!(reader.fill(&mut server, 100).await.unwrap());
+        assert_eq!(reader.decode(&mut codec, 100).unwrap(), None);
+        tokio::io::AsyncWriteExt::write_all(&mut client, b"o\n")
+            .await
+            .unwrap();
+        assert!(reader.fill(&mut server, 100).await.unwrap());
+        assert_eq!(
+            reader.decode(&mut codec, 100).unwrap().as_deref(),
+            Some("two")
+        );
     }
 }

@@ -99,6 +99,12 @@ pub trait Session: Send + 'static {
     /// tick, so it may change.
     fn tick_interval(&self) -> Option<Duration>;
 
+    /// Called once the driver has handled what was ready (a run of buffered frames, a batch of
+    /// events) and before it waits again: a session that defers work to do it once per batch
+    /// (settling many acknowledgements under one lock) does it here. It must not be needed for
+    /// correctness beyond that: `on_close` still runs last.
+    fn on_batch_end(&mut self) {}
+
     /// True while the driver must not read frames from the peer (a publisher blocked by the
     /// engine's flow control). Events and ticks still arrive; the driver asks again after each
     /// callback, so an event can lift the pause.

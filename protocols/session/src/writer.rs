@@ -8,16 +8,21 @@
 //!   reads: it only stops taking more once `Shared::pending` is over the limit.
 //! - `Shared::pending` counts bytes encoded by the session task and not yet written; the writer
 //!   subtracts what each write took and signals `Shared::progress` after every write.
-//! - When the channel closes, the writer writes what is left, flushes and shuts the write side
+//! - When the queue closes, the writer writes what is left, flushes and shuts the write side
 //!   down; the session task bounds that with the drain timeout.
+//! - Nothing is allocated for an idle connection beyond `Shared`: the queue (a `VecDeque` behind
+//!   a mutex, not a channel whose first block is allocated up front) and the writer's batch
+//!   grow on first use and keep their capacity, so a busy connection allocates no more per
+//!   chunk than before.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
 
 /// Chunks gathered into one write at most (below every platform's `IOV_MAX`).
 const MAX_BATCH: usize = 64;
@@ -35,11 +40,62 @@ pub(crate) struct Shared {
     pub(crate) bytes: AtomicU64,
     /// Signalled after every write that made progress.
     pub(crate) progress: Notify,
+    /// Chunks handed to the writer and not yet taken, in order.
+    queue: Mutex<Queue>,
+    /// Signalled when a chunk is queued or the queue closes.
+    queued: Notify,
+}
+
+#[derive(Debug, Default)]
+struct Queue {
+    chunks: VecDeque<Bytes>,
+    /// No more chunks will come (the session task closed it) or be written (the writer ended).
+    closed: bool,
 }
 
 impl Shared {
     pub(crate) fn pending(&self) -> usize {
         self.pending.load(Ordering::Acquire)
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // Pushes and takes leave the queue consistent whatever panicked while holding it.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Hands a chunk to the writer; dropped if the writer has ended (the session task learns
+    /// why from the writer's handle).
+    pub(crate) fn send(&self, chunk: Bytes) {
+        let mut queue = self.queue();
+        if queue.closed {
+            return;
+        }
+        queue.chunks.push_back(chunk);
+        drop(queue);
+        self.queued.notify_one();
+    }
+
+    /// Tells the writer no more chunks come: it drains, flushes and shuts down.
+    pub(crate) fn close(&self) {
+        self.queue().closed = true;
+        self.queued.notify_one();
+    }
+
+    /// Moves queued chunks into `batch`, up to `MAX_BATCH` in all. Returns false once the queue
+    /// is closed and empty.
+    fn take(&self, batch: &mut VecDeque<Bytes>) -> bool {
+        let mut queue = self.queue();
+        let room = MAX_BATCH.saturating_sub(batch.len());
+        let taken = queue.chunks.len().min(room);
+        batch.extend(queue.chunks.drain(..taken));
+        !(queue.closed && queue.chunks.is_empty())
+    }
+
+    /// The writer ended: later chunks are dropped, queued ones freed now.
+    fn abandon(&self) {
+        let mut queue = self.queue();
+        queue.closed = true;
+        queue.chunks = VecDeque::new();
     }
 
     fn wrote(&self, bytes: usize) {
@@ -50,28 +106,36 @@ impl Shared {
     }
 }
 
-/// Writes chunks from `chunks` to `io` until the channel closes, then shuts `io` down.
+/// Writes the chunks queued in `shared` to `io` until the queue closes, then shuts `io` down.
 pub(crate) async fn writer_loop<W: AsyncWrite + Unpin>(
-    mut io: W,
-    mut chunks: mpsc::UnboundedReceiver<Bytes>,
+    io: W,
     shared: std::sync::Arc<Shared>,
 ) -> io::Result<()> {
-    let mut batch: VecDeque<Bytes> = VecDeque::with_capacity(MAX_BATCH);
+    let result = write_all_queued(io, &shared).await;
+    shared.abandon();
+    result
+}
+
+async fn write_all_queued<W: AsyncWrite + Unpin>(mut io: W, shared: &Shared) -> io::Result<()> {
+    let mut batch: VecDeque<Bytes> = VecDeque::new();
     let vectored = io.is_write_vectored();
     loop {
         if batch.is_empty() {
             // Idle: make sure buffering layers (TLS) put everything on the wire before waiting.
             io.flush().await?;
-            match chunks.recv().await {
-                Some(chunk) => batch.push_back(chunk),
-                None => break,
+            loop {
+                let open = shared.take(&mut batch);
+                if !batch.is_empty() {
+                    break;
+                }
+                if !open {
+                    io.flush().await?;
+                    return io.shutdown().await;
+                }
+                shared.queued.notified().await;
             }
-        }
-        while batch.len() < MAX_BATCH {
-            match chunks.try_recv() {
-                Ok(chunk) => batch.push_back(chunk),
-                Err(_) => break,
-            }
+        } else {
+            shared.take(&mut batch);
         }
         let written = if vectored {
             let slices: Vec<IoSlice<'_>> = batch.iter().map(|chunk| IoSlice::new(chunk)).collect();
@@ -89,8 +153,6 @@ pub(crate) async fn writer_loop<W: AsyncWrite + Unpin>(
         shared.wrote(written);
         consume(&mut batch, written);
     }
-    io.flush().await?;
-    io.shutdown().await
 }
 
 /// Drops `written` bytes from the front of the batch.
@@ -156,14 +218,13 @@ mod tests {
     #[tokio::test]
     async fn writer_writes_everything_in_order_then_shuts_down() {
         let (client, mut server) = tokio::io::duplex(16);
-        let (sender, receiver) = mpsc::unbounded_channel();
         let shared = std::sync::Arc::new(Shared::default());
         shared.pending.store(12, Ordering::Release);
         for chunk in ["hello ", "world", "!"] {
-            sender.send(Bytes::from_static(chunk.as_bytes())).unwrap();
+            shared.send(Bytes::from_static(chunk.as_bytes()));
         }
-        drop(sender);
-        let writer = tokio::spawn(writer_loop(client, receiver, shared.clone()));
+        shared.close();
+        let writer = tokio::spawn(writer_loop(client, shared.clone()));
         let mut received = Vec::new();
         tokio::io::AsyncReadExt::read_to_end(&mut server, &mut received)
             .await

@@ -4,10 +4,12 @@
 //! Invariants:
 //! - The delivery QoS is min(best granted QoS among the matching subscriptions, the publish
 //!   QoS from `x-mqtt-publish-qos`); a message without that header (AMQP, STOMP) counts as QoS 2.
-//! - QoS 0 deliveries are acked to the core at once; QoS 1 at PUBACK; QoS 2 at PUBREC (the
+//! - QoS 0 deliveries are acked to the core when sent; QoS 1 at PUBACK; QoS 2 at PUBREC (the
 //!   packet id stays in flight until PUBCOMP).
 //! - At most `window` QoS 1/2 publishes are in flight; more wait in `held`, which the consumer's
 //!   prefetch (= window) bounds, plus at most `max_retained_per_subscribe` retained messages.
+//! - Acks to the core are collected and settled together at the end of the driver's batch
+//!   (`on_batch_end`), after 64 of them, and always before the session closes.
 //! - A packet id is in use from PUBLISH to PUBACK/PUBCOMP and never reused meanwhile.
 //! - A message the topic rules exclude (`$` topics under leading wildcards, topics MQTT cannot
 //!   name) is acked and dropped, and counted.
@@ -40,6 +42,9 @@ use crate::topic::routing_key_to_topic;
 
 use super::topic_cache::TopicCache;
 use super::{min_qos, MqttSession};
+
+/// Deferred acknowledgements settled at once when a batch grows this long.
+const PENDING_ACKS_MAX: usize = 64;
 
 /// What an in-flight publish awaits from the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +90,8 @@ pub(crate) struct DeliverState {
     next_pkid: u16,
     next_seq: u64,
     held: VecDeque<Held>,
+    /// Acknowledgements not yet given to the core (see `ack_core`).
+    pending_acks: Vec<DeliveryTag>,
     /// The last delivered routing key's topic and matching subscriptions.
     pub(crate) topics: TopicCache,
     /// Deliveries dropped (topic not nameable, excluded by `$` rule, held list full, over the
@@ -104,6 +111,7 @@ impl DeliverState {
             next_pkid: 1,
             next_seq: 0,
             held: VecDeque::new(),
+            pending_acks: Vec::new(),
             topics: TopicCache::default(),
             dropped: 0,
             expired: 0,
@@ -299,11 +307,28 @@ impl MqttSession {
         Step::Continue
     }
 
+    /// Acknowledges a delivery to the core: deferred to the end of the driver's batch (or
+    /// [`PENDING_ACKS_MAX`] acks), so a batch of QoS 0 sends or PUBACKs settles under one lock of
+    /// the session queue instead of one each.
     fn ack_core(&mut self, tag: Option<DeliveryTag>) {
         if let Some(tag) = tag {
-            if let Err(error) = self.core.ack(tag, false) {
-                tracing::debug!(client_id = %self.client_id, %error, "ack of an unknown delivery");
+            self.deliver.pending_acks.push(tag);
+            if self.deliver.pending_acks.len() >= PENDING_ACKS_MAX {
+                self.flush_acks();
             }
+        }
+    }
+
+    /// Settles the deferred acknowledgements. Runs at the end of every driver batch and before
+    /// the session closes, so no acknowledged delivery is requeued.
+    pub(super) fn flush_acks(&mut self) {
+        if self.deliver.pending_acks.is_empty() {
+            return;
+        }
+        let unknown = self.core.ack_each(&self.deliver.pending_acks);
+        self.deliver.pending_acks.clear();
+        if unknown > 0 {
+            tracing::debug!(client_id = %self.client_id, unknown, "ack of an unknown delivery");
         }
     }
 

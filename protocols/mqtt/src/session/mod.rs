@@ -283,7 +283,12 @@ impl Session for MqttSession {
         ));
     }
 
+    fn on_batch_end(&mut self) {
+        self.flush_acks();
+    }
+
     fn on_close(&mut self, reason: &CloseReason) {
+        self.flush_acks();
         let will_due = !(matches!(reason, CloseReason::Disconnected) && self.disconnected_cleanly);
         if will_due {
             self.publish_will();
