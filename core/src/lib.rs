@@ -23,6 +23,7 @@ pub mod confirm;
 pub mod dead_letter;
 pub mod declare;
 pub mod errors;
+mod event_queue;
 pub mod exchange;
 pub mod groups;
 pub mod memory;

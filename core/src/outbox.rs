@@ -5,11 +5,11 @@
 //! the publish; the session's task takes them with [`EventReceiver`].
 //!
 //! Invariants:
-//! - The channel itself is unbounded, but what is in it is bounded: a delivery may enter only while
+//! - The event queue ([`crate::event_queue`]) is unbounded, but what is in it is bounded: a delivery may enter only while
 //!   the session's in-transit bytes are under its window ([`Outbox::try_reserve`]); the bytes are
 //!   released when the session takes the event out. A queue that finds the window full parks the
 //!   consumer and registers itself with [`Outbox::park`]; taking events out below half the window
-//!   wakes every parked queue. So the channel holds at most one window (plus one message) of
+//!   wakes every parked queue. So the queue holds at most one window (plus one message) of
 //!   deliveries, whatever the publishers do, and a session that stops reading stops receiving.
 //! - Delivery tags are per session, start at 1 and only grow, as AMQP requires per channel.
 //! - Lock order: a queue's lock may be held while taking the outbox's `unacked` lock, never the
@@ -20,8 +20,8 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Instant;
-use tokio::sync::mpsc;
 
+use crate::event_queue::EventQueue;
 use crate::message::Message;
 use crate::names::{ConnectionId, ConsumerTag, QueueName, SessionId};
 
@@ -168,7 +168,7 @@ pub trait UnackedOwner: Send + Sync {
 pub struct Outbox {
     session: SessionId,
     connection: ConnectionId,
-    sender: mpsc::UnboundedSender<Event>,
+    events: EventQueue<Event>,
     next_tag: AtomicU64,
     unacked: Mutex<BTreeMap<DeliveryTag, Unacked>>,
     in_transit: AtomicUsize,
@@ -194,11 +194,10 @@ impl Outbox {
         connection: ConnectionId,
         window: usize,
     ) -> (Arc<Self>, EventReceiver) {
-        let (sender, receiver) = mpsc::unbounded_channel();
         let outbox = Arc::new(Self {
             session,
             connection,
-            sender,
+            events: EventQueue::new(),
             next_tag: AtomicU64::new(1),
             unacked: Mutex::new(BTreeMap::new()),
             in_transit: AtomicUsize::new(0),
@@ -208,7 +207,6 @@ impl Outbox {
         });
         let receiver = EventReceiver {
             outbox: Arc::clone(&outbox),
-            receiver,
         };
         (outbox, receiver)
     }
@@ -353,8 +351,8 @@ impl Outbox {
     /// Sends an event. A session that is gone simply misses it; queues notice through
     /// [`Outbox::is_closed`] and requeue instead.
     pub fn send(&self, event: Event) {
-        // An error means the receiver is dropped: the session is closing and will requeue.
-        let _ = self.sender.send(event);
+        // Dropped if the receiver is gone: the session is closing and will requeue.
+        self.events.push(event);
     }
 
     fn release(&self, weight: usize) {
@@ -379,7 +377,12 @@ impl Outbox {
 /// The session's end of its outbox: takes events out and releases their transit bytes.
 pub struct EventReceiver {
     outbox: Arc<Outbox>,
-    receiver: mpsc::UnboundedReceiver<Event>,
+}
+
+impl Drop for EventReceiver {
+    fn drop(&mut self) {
+        self.outbox.events.close_receiver();
+    }
 }
 
 impl std::fmt::Debug for EventReceiver {
@@ -393,24 +396,22 @@ impl std::fmt::Debug for EventReceiver {
 impl EventReceiver {
     /// Waits for the next event. Cancel-safe: an event is never lost by dropping the future.
     pub async fn recv(&mut self) -> Option<Event> {
-        let event = self.receiver.recv().await?;
-        self.account(&event);
-        Some(event)
+        std::future::poll_fn(|cx| self.poll_recv(cx)).await
     }
 
     /// Polls for the next event, for inboxes that merge several receivers (one per AMQP
     /// channel). Cancel-safe like [`recv`](EventReceiver::recv).
     pub fn poll_recv(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<Option<Event>> {
-        let polled = self.receiver.poll_recv(cx);
-        if let std::task::Poll::Ready(Some(event)) = &polled {
+        let polled = self.outbox.events.poll_next(cx);
+        if let std::task::Poll::Ready(event) = &polled {
             self.account(event);
         }
-        polled
+        polled.map(Some)
     }
 
     /// Takes the next event if one is ready.
     pub fn try_recv(&mut self) -> Option<Event> {
-        let event = self.receiver.try_recv().ok()?;
+        let event = self.outbox.events.try_next()?;
         self.account(&event);
         Some(event)
     }

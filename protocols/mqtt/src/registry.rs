@@ -25,7 +25,7 @@ use mqgate_core::message::Origin;
 use mqgate_core::names::{ConnectionId, VhostName};
 use parking_lot::Mutex;
 use rumqttd::protocol::QoS;
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 
 /// An MQTT client identifier, as the client sent it or as the server assigned it.
@@ -117,7 +117,7 @@ impl SessionRecord {
 
 struct LiveEntry {
     connection: ConnectionId,
-    control: mpsc::Sender<Control>,
+    control: oneshot::Sender<Control>,
     closed: CancellationToken,
     /// A persistent session holds one of the `max_records` slots while online too.
     persistent: bool,
@@ -152,7 +152,7 @@ pub struct Claim {
     /// Holds the client id until dropped.
     pub handle: LiveHandle,
     /// Where registry messages for this session arrive.
-    pub control: mpsc::Receiver<Control>,
+    pub control: oneshot::Receiver<Control>,
     /// Cancelled once the connection taken over has released its resources.
     pub previous_closed: Option<CancellationToken>,
 }
@@ -213,7 +213,8 @@ impl Registry {
             tracing::debug!(client_id = %key.client, "client reconnected: delayed will cancelled");
             will.cancel();
         }
-        let (control, receiver) = mpsc::channel(2);
+        // One message at most (TakenOver), so a oneshot: a tenth of a channel's memory.
+        let (control, receiver) = oneshot::channel();
         let closed = CancellationToken::new();
         let previous = self.live.lock().insert(
             key.clone(),
@@ -225,8 +226,8 @@ impl Registry {
             },
         );
         let previous_closed = previous.map(|entry| {
-            // A full channel already holds a TakenOver; a closed one means it is going.
-            let _ = entry.control.try_send(Control::TakenOver);
+            // Fails only if the old connection is already going.
+            let _ = entry.control.send(Control::TakenOver);
             entry.closed
         });
         Claim {

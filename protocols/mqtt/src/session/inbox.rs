@@ -6,7 +6,7 @@
 
 use mqgate_core::outbox::{Event, EventReceiver};
 use mqgate_session::Inbox;
-use tokio::sync::mpsc;
+use tokio::sync::oneshot;
 
 use crate::registry::Control;
 
@@ -26,16 +26,17 @@ pub enum MqttEvent {
 #[derive(Debug)]
 pub struct MqttInbox {
     events: EventReceiver,
-    control: mpsc::Receiver<Control>,
+    /// `None` once it has yielded (a oneshot may not be polled again after that).
+    control: Option<oneshot::Receiver<Control>>,
     resume: bool,
 }
 
 impl MqttInbox {
     /// Merges the two sources.
-    pub fn new(events: EventReceiver, control: mpsc::Receiver<Control>) -> Self {
+    pub fn new(events: EventReceiver, control: oneshot::Receiver<Control>) -> Self {
         Self {
             events,
-            control,
+            control: Some(control),
             resume: false,
         }
     }
@@ -54,9 +55,22 @@ impl Inbox for MqttInbox {
         if std::mem::take(&mut self.resume) {
             return Some(MqttEvent::Resume);
         }
+        let control = async {
+            match self.control.as_mut() {
+                Some(receiver) => receiver.await,
+                None => std::future::pending().await,
+            }
+        };
         tokio::select! {
             biased;
-            Some(control) = self.control.recv() => Some(MqttEvent::Control(control)),
+            control = control => {
+                self.control = None;
+                match control {
+                    Ok(control) => Some(MqttEvent::Control(control)),
+                    // The registry forgot this connection without a message: nothing to say.
+                    Err(_) => self.events.recv().await.map(MqttEvent::Core),
+                }
+            }
             event = self.events.recv() => event.map(MqttEvent::Core),
         }
     }
@@ -65,8 +79,15 @@ impl Inbox for MqttInbox {
         if std::mem::take(&mut self.resume) {
             return Some(MqttEvent::Resume);
         }
-        if let Ok(control) = self.control.try_recv() {
-            return Some(MqttEvent::Control(control));
+        if let Some(receiver) = self.control.as_mut() {
+            match receiver.try_recv() {
+                Ok(control) => {
+                    self.control = None;
+                    return Some(MqttEvent::Control(control));
+                }
+                Err(oneshot::error::TryRecvError::Closed) => self.control = None,
+                Err(oneshot::error::TryRecvError::Empty) => {}
+            }
         }
         self.events.try_recv().map(MqttEvent::Core)
     }
