@@ -48,6 +48,13 @@ impl Broker {
     }
 }
 
+/// CPU seconds this process (the generator) used so far.
+pub fn own_cpu_seconds() -> Option<f64> {
+    Broker::new(std::process::id())
+        .and_then(|own| own.cpu_seconds())
+        .ok()
+}
+
 /// Clock ticks per second from `getconf CLK_TCK`, else 100.
 fn clock_ticks() -> u64 {
     Command::new("getconf")

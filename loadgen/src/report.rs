@@ -88,6 +88,8 @@ pub struct Report {
     pub broker_cpu_s: Option<f64>,
     /// Deliveries per broker CPU second.
     pub msgs_per_cpu_s: Option<f64>,
+    /// The generator's own CPU seconds during the run.
+    pub generator_cpu_s: Option<f64>,
     /// `idle`: connections that logged in.
     pub connections_open: Option<u64>,
     /// `idle`: logins per second.
@@ -160,6 +162,7 @@ impl Report {
             send_lag_us: (!outcome.send_lag.is_empty()).then(|| Percentiles::of(&outcome.send_lag)),
             broker_cpu_s: outcome.broker_cpu_s,
             msgs_per_cpu_s,
+            generator_cpu_s: outcome.generator_cpu_s,
             connections_open: None,
             connects_per_s: None,
             rss_per_conn_bytes: None,
@@ -252,6 +255,13 @@ impl Report {
                 None => writeln!(out, "  broker CPU {cpu:.2} s")?,
             }
         }
+        if let Some(cpu) = self.generator_cpu_s {
+            writeln!(
+                out,
+                "  generator CPU {cpu:.2} s ({:.0}% of a core over the run)",
+                100.0 * cpu / self.elapsed_s.max(1e-9)
+            )?;
+        }
         for error in &self.errors {
             writeln!(out, "  error: {error}")?;
         }
@@ -317,6 +327,7 @@ pub fn idle_report(target: String, params: Params, outcome: &IdleOutcome) -> Rep
         send_lag_us: None,
         broker_cpu_s: outcome.broker_cpu_s,
         msgs_per_cpu_s: None,
+        generator_cpu_s: None,
         connections_open: Some(outcome.open),
         connects_per_s: Some(outcome.connects_per_s),
         rss_per_conn_bytes,

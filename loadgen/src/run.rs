@@ -142,6 +142,9 @@ pub struct Outcome {
     pub errors: Vec<String>,
     /// Broker CPU seconds from the first publish to the end.
     pub broker_cpu_s: Option<f64>,
+    /// The generator's own CPU seconds over the same time: next to the broker's, it shows
+    /// whether the generator, not the broker, was the limit.
+    pub generator_cpu_s: Option<f64>,
 }
 
 /// Runs `make(i)` for every `i` below `count`, at most `concurrency` at once, within
@@ -368,6 +371,7 @@ pub async fn run(
     };
 
     let cpu_before = broker.and_then(|broker| broker.cpu_seconds().ok());
+    let own_before = crate::broker::own_cpu_seconds();
     let start = Instant::now() + Duration::from_millis(20);
     let count = publishers.len();
     let mut tasks = Vec::with_capacity(count);
@@ -447,6 +451,7 @@ pub async fn run(
         tokio::time::sleep(Duration::from_millis(2)).await;
     };
     let cpu_after = broker.and_then(|broker| broker.cpu_seconds().ok());
+    let own_after = crate::broker::own_cpu_seconds();
     stop.cancel();
 
     let mut tally = Tally::default();
@@ -497,6 +502,9 @@ pub async fn run(
         errors: group_errors(errors),
         broker_cpu_s: cpu_before
             .zip(cpu_after)
+            .map(|(before, after)| after - before),
+        generator_cpu_s: own_before
+            .zip(own_after)
             .map(|(before, after)| after - before),
     })
 }
