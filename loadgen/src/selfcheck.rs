@@ -78,6 +78,29 @@ const MEASURES: &str = "generator MQTT publish and receive paths against an in-p
                         capacity on this machine";
 
 /// Runs both paths; true if every message was accounted for.
+/// The sink's count once it reaches `expected`, or once it has not moved for `quiet`, or at
+/// `deadline`.
+async fn sink_count_after(
+    counter: &AtomicU64,
+    expected: u64,
+    quiet: Duration,
+    deadline: Instant,
+) -> u64 {
+    let mut last = (counter.load(Ordering::Relaxed), Instant::now());
+    loop {
+        let now_count = counter.load(Ordering::Relaxed);
+        if now_count >= expected || Instant::now() >= deadline {
+            return now_count;
+        }
+        if now_count != last.0 {
+            last = (now_count, Instant::now());
+        } else if last.1.elapsed() >= quiet {
+            return now_count;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 pub async fn run(cli: &Cli, options: &Options, deadline: Instant) -> anyhow::Result<bool> {
     let load = scenario::load(cli);
     let messages = load.messages.unwrap_or(200_000);
@@ -128,7 +151,8 @@ pub async fn run(cli: &Cli, options: &Options, deadline: Instant) -> anyhow::Res
         publishers,
         sent: outcome.sent,
         confirmed: outcome.confirmed,
-        sink_received: sink.received.load(Ordering::Relaxed),
+        // At QoS 0 the clients are done once they have written; the sink may still be reading.
+        sink_received: sink_count_after(&sink.received, outcome.sent, limits.quiet, deadline).await,
         seconds,
         msgs_per_s: rate(outcome.confirmed, seconds),
         mb_per_s: rate(outcome.confirmed, seconds) * size as f64 / 1e6,

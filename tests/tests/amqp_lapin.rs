@@ -854,3 +854,85 @@ async fn heartbeats_are_negotiated_and_sent() {
         assert_eq!(frame, AMQPFrame::Heartbeat);
     }
 }
+
+/// mqgate's own overflow policy `block-publisher` (RabbitMQ refuses the value): a full queue
+/// with a consumer takes a confirmed publish but withholds its `basic.ack` until it drains.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_publisher_withholds_the_confirm_until_the_queue_drains() {
+    let target = Target::start().await;
+    let Some(gateway) = target.gateway() else {
+        eprintln!("skipped against the reference broker: block-publisher is mqgate's own");
+        return;
+    };
+    let held_count =
+        || mqgate_core::metrics::Metrics::read(&gateway.broker().metrics().confirms_held);
+    let connection = target.connect().await;
+    let publisher = confirming(&connection).await;
+    let full = unique("block-publisher");
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-max-length".into(), AMQPValue::LongLongInt(1));
+    arguments.insert(
+        "x-overflow".into(),
+        AMQPValue::LongString("block-publisher".into()),
+    );
+    within(
+        STEP,
+        "queue.declare",
+        publisher.queue_declare(
+            full.as_str().into(),
+            lapin::options::QueueDeclareOptions {
+                exclusive: true,
+                ..Default::default()
+            },
+            arguments,
+        ),
+    )
+    .await
+    .unwrap();
+    let channel = open_channel(&connection).await;
+    within(
+        STEP,
+        "basic.qos",
+        channel.basic_qos(1, BasicQosOptions::default()),
+    )
+    .await
+    .unwrap();
+    let mut consumer = consume(&channel, &full, "blocked", false).await;
+    // "m1" goes to the consumer and stays unacked; "m2" fills the queue (one ready).
+    send(&publisher, &full, b"m1").await;
+    let first = next_delivery(&mut consumer).await;
+    send(&publisher, &full, b"m2").await;
+    let held_before = held_count();
+
+    // "m3" is over the limit: the queue takes it and the engine holds its confirm.
+    let held = within(
+        STEP,
+        "basic.publish",
+        publisher.basic_publish(
+            "".into(),
+            full.as_str().into(),
+            BasicPublishOptions::default(),
+            b"m3",
+            BasicProperties::default(),
+        ),
+    )
+    .await
+    .unwrap();
+    // The passive declare is answered after the server handled m3 (same channel, in order).
+    assert_eq!(
+        ready_count(&publisher, &full).await,
+        2,
+        "m3 is in the queue"
+    );
+    assert_eq!(held_count(), held_before + 1, "its confirm is held");
+
+    // Acking m1 delivers m2; the queue is back within its limit and m3 is confirmed.
+    first.ack(BasicAckOptions::default()).await.unwrap();
+    let confirmation = within(STEP, "the held confirm", held).await.unwrap();
+    assert_eq!(confirmation, Confirmation::Ack(None));
+    for body in [&b"m2"[..], &b"m3"[..]] {
+        let delivery = next_delivery(&mut consumer).await;
+        assert_eq!(delivery.data, body);
+        delivery.ack(BasicAckOptions::default()).await.unwrap();
+    }
+}
