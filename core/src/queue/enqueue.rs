@@ -62,14 +62,16 @@ impl Queue {
             }
             let overflow = self.config.arguments.overflow;
             let full = overflow != Overflow::DropHead && self.would_overflow(&state, &message);
-            // `block-publisher` holds the confirmation of a publish over the limit while
-            // someone consumes; with no consumer it drops the head (see `hold.rs`).
-            let blocking =
-                full && overflow == Overflow::BlockPublisher && !state.consumers.is_empty();
-            let hold = blocking && !completion.is_detached();
-            let refuse = match overflow {
-                Overflow::BlockPublisher => blocking && !hold,
-                _ => full,
+            let (refuse, hold) = match overflow {
+                Overflow::DropHead => (false, false),
+                // Without a consumer, `block-publisher` takes it and drops the head (`hold.rs`).
+                Overflow::BlockPublisher if state.consumers.is_empty() => (false, false),
+                // With one, it holds the confirmation, or refuses a publish that asked for none.
+                Overflow::BlockPublisher => {
+                    let unconfirmed = completion.is_detached();
+                    (full && unconfirmed, full && !unconfirmed)
+                }
+                Overflow::RejectPublish | Overflow::RejectPublishDlx => (full, false),
             };
             if refuse {
                 completion.complete(Err(PublishRejection::QueueFull));

@@ -18,6 +18,7 @@
 //! queue is back within its limits (after a delivery, an expiry, a purge) or has no consumer; a
 //! deleted queue drops them, which settles them as `QueueDeleted`.
 
+use crate::confirm::Completion;
 use crate::metrics::Metrics;
 
 use super::arguments::Overflow;
@@ -53,7 +54,7 @@ impl Queue {
     }
 
     /// Holds a confirmation until the queue is back within its limits (`block-publisher`).
-    pub(super) fn hold(&self, state: &mut QueueState, held: crate::confirm::Completion) {
+    pub(super) fn hold(&self, state: &mut QueueState, held: Completion) {
         Metrics::bump(&self.env.metrics.confirms_held);
         if state.first_time(Policy::BlockPublisher) {
             tracing::warn!(

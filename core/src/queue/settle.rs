@@ -143,18 +143,7 @@ impl Queue {
 
 impl UnackedOwner for Queue {
     fn settle_ack(&self, session: SessionId, entry: EntryId) {
-        let mut deferred = Deferred::default();
-        {
-            let mut state = self.state.lock();
-            let Some(entry) = self.take_outstanding(&mut state, Some(session), entry) else {
-                return;
-            };
-            self.forget(&entry);
-            Metrics::bump(&self.env.metrics.acked);
-            // The consumer's credit is back.
-            self.dispatch(&mut state, &mut deferred);
-        }
-        self.finish(deferred);
+        self.settle_acks(session, &[entry]);
     }
 
     fn settle_acks(&self, session: SessionId, entries: &[EntryId]) {
